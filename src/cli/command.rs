@@ -1,0 +1,183 @@
+//! Validated commands, free of clap types, and what each one does.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::cli::args::{CommandArgs, InitArgs, ProfileArgs, RenderArgs, ShowFormat};
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::init::InitRequest;
+use crate::profile::load::{EMBEDDED, named_path};
+use crate::profile::{Profile, ProfileSpec};
+use crate::render::output::{self, Difference};
+use crate::ui::Ui;
+
+/// One thing to do, with its inputs resolved.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Render { profile: ProfileSpec, target: RenderTarget },
+    ProfileList,
+    ProfileShow { profile: ProfileSpec, json: bool },
+    ProfileValidate { profile: ProfileSpec },
+    Init(InitRequest),
+}
+
+#[derive(Debug)]
+pub(crate) enum RenderTarget {
+    List,
+    Out(PathBuf),
+    Check(PathBuf),
+}
+
+impl Command {
+    pub(crate) fn from_args(profile: Option<String>, command: CommandArgs, env: &Environment) -> Self {
+        let spec = || {
+            profile.as_deref().map_or_else(|| ProfileSpec::from_environment(env), |p| ProfileSpec::parse(p, &env.cwd))
+        };
+        match command {
+            CommandArgs::Render(RenderArgs { out, check }) => {
+                let target = match (out, check) {
+                    (Some(dir), _) => RenderTarget::Out(env.cwd.join(dir)),
+                    (None, Some(dir)) => RenderTarget::Check(env.cwd.join(dir)),
+                    (None, None) => RenderTarget::List,
+                };
+                Command::Render { profile: spec(), target }
+            }
+            CommandArgs::Profile(ProfileArgs::List) => Command::ProfileList,
+            CommandArgs::Profile(ProfileArgs::Show { format }) => {
+                Command::ProfileShow { profile: spec(), json: matches!(format, ShowFormat::Json) }
+            }
+            CommandArgs::Profile(ProfileArgs::Validate) => Command::ProfileValidate { profile: spec() },
+            CommandArgs::Init(args) => Command::Init(init_request(args)),
+        }
+    }
+
+    pub(crate) fn execute(self, env: &Environment, ui: &Ui) -> Result<ExitCode, Error> {
+        match self {
+            Command::Render { profile, target } => render(&profile, target, env, ui),
+            Command::ProfileList => profile_list(env, ui),
+            Command::ProfileShow { profile, json } => {
+                let profile = load(&profile, env, ui)?;
+                let text = if json {
+                    serde_json::to_string_pretty(&profile).map(|s| s + "\n").expect("a validated profile serialises")
+                } else {
+                    serde_yaml::to_string(&profile).expect("a validated profile serialises")
+                };
+                ui.data(&text).map_err(Error::Stdout)?;
+                Ok(ExitCode::Ok)
+            }
+            Command::ProfileValidate { profile } => {
+                let resolved = load(&profile, env, ui)?;
+                let chain: Vec<String> = resolved.chain.iter().map(ToString::to_string).collect();
+                ui.info(&format!("profile `{}` is valid ({})", resolved.name, chain.join(" <- ")));
+                Ok(ExitCode::Ok)
+            }
+            Command::Init(request) => {
+                let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+                let written = crate::init::run(&request, env, interactive)?;
+                if let Some(backup) = &written.backup {
+                    ui.info(&format!("kept the previous profile as {}", backup.display()));
+                }
+                ui.info(&format!("wrote {}", written.path.display()));
+                Ok(ExitCode::Ok)
+            }
+        }
+    }
+}
+
+fn init_request(args: InitArgs) -> InitRequest {
+    InitRequest {
+        name: args.name,
+        force: args.force,
+        non_interactive: args.non_interactive,
+        workspaces: args.workspaces,
+        cpus: args.cpus,
+        memory: args.memory,
+        disk: args.disk,
+        allow_domains: args.allow_domains,
+        secrets_file: args.secrets_file,
+        secrets_env: args.secrets_env,
+        gateway_version: args.gateway_version,
+    }
+}
+
+/// Resolve a profile and print its warnings.
+fn load(spec: &ProfileSpec, env: &Environment, ui: &Ui) -> Result<Profile, Error> {
+    let profile = crate::profile::resolve(spec, env)?;
+    for warning in &profile.warnings {
+        ui.diagnostic(warning);
+    }
+    Ok(profile)
+}
+
+fn render(spec: &ProfileSpec, target: RenderTarget, env: &Environment, ui: &Ui) -> Result<ExitCode, Error> {
+    let profile = load(spec, env, ui)?;
+    let files = crate::render::render(&profile)?;
+    match target {
+        RenderTarget::List => {
+            let mut text = String::new();
+            for file in &files {
+                text.push_str(&format!("{:04o} {:>6} {}\n", file.mode, file.bytes.len(), file.rel_path.display()));
+            }
+            ui.data(&text).map_err(Error::Stdout)?;
+            ui.info("nothing written; pass --out DIR to write these files");
+            Ok(ExitCode::Ok)
+        }
+        RenderTarget::Out(dir) => {
+            output::write(&dir, &files)?;
+            ui.info(&format!("rendered {} files into {}", files.len(), dir.display()));
+            Ok(ExitCode::Ok)
+        }
+        RenderTarget::Check(dir) => {
+            let differences = output::check(&dir, &files)?;
+            if differences.is_empty() {
+                ui.info(&format!("{} is up to date ({} files)", dir.display(), files.len()));
+                return Ok(ExitCode::Ok);
+            }
+            let mut text = String::new();
+            for difference in &differences {
+                match difference {
+                    Difference::Missing(p) => text.push_str(&format!("missing: {}\n", p.display())),
+                    Difference::Content { diff, .. } => text.push_str(diff),
+                    Difference::Mode { path, on_disk, rendered } => {
+                        text.push_str(&format!("mode: {} is {on_disk:04o}, expected {rendered:04o}\n", path.display()));
+                    }
+                    Difference::Stale(p) => text.push_str(&format!("stale: {} is no longer rendered\n", p.display())),
+                }
+            }
+            ui.data(&text).map_err(Error::Stdout)?;
+            ui.info(&format!(
+                "{} differs from the profile in {} places; run `sandbox render --out {}` to update it",
+                dir.display(),
+                differences.len(),
+                dir.display()
+            ));
+            Ok(ExitCode::Differences)
+        }
+    }
+}
+
+fn profile_list(env: &Environment, ui: &Ui) -> Result<ExitCode, Error> {
+    let mut text = String::new();
+    let dir = env.profiles_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for name in &names {
+        text.push_str(&format!("{name}\t{}\n", named_path(name, env).display()));
+    }
+    for (name, _) in EMBEDDED {
+        if !names.iter().any(|n| n == name) {
+            text.push_str(&format!("{name}\t(built in)\n"));
+        }
+    }
+    ui.data(&text).map_err(Error::Stdout)?;
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,7 @@
+//! The command line: `args` is the clap surface (the only clap user), `command` the validated,
+//! clap-free commands and their execution.
+
+mod args;
+pub(crate) mod command;
+
+pub(crate) use args::Cli;

@@ -1,0 +1,49 @@
+//! `sandbox`: run AI agents in a hardened VM; changes reach the host only through the sync gate.
+//!
+//! `main.rs` only calls [`run`]. See docs/ARCHITECTURE.md for the codemap and invariants.
+
+pub(crate) mod cli;
+pub(crate) mod environment;
+pub(crate) mod error;
+pub mod exit_code;
+pub(crate) mod init;
+pub(crate) mod lima;
+pub(crate) mod profile;
+pub(crate) mod render;
+pub(crate) mod ui;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+pub use exit_code::ExitCode;
+
+/// Parse `args`, run the command, print any error once, and return the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitCode::Usage } else { ExitCode::Ok };
+            // clap prints help, version and usage errors itself, coloured when on a terminal.
+            let _ = e.print();
+            return code;
+        }
+    };
+    let ui = ui::Ui::new(cli.quiet);
+    let env = match environment::Environment::from_process() {
+        Ok(env) => env,
+        Err(e) => {
+            let err = error::Error::CurrentDir(e);
+            ui.error(&err);
+            return err.exit_code();
+        }
+    };
+    let command = cli::command::Command::from_args(cli.profile, cli.command, &env);
+    match command.execute(&env, &ui) {
+        Ok(code) => code,
+        Err(err) => {
+            ui.error(&err);
+            err.exit_code()
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The data templates see: the profile plus every derived name and path, computed once here so
+//! templates only place values and never compute them.
+
+use serde::Serialize;
+
+use crate::profile::{Backend, Bind, Install, Profile, Proto, VmType, WorkspaceMode};
+use crate::render::filters::{docker_size, systemd_escape_path};
+
+/// Where overlay lowers (the read-only host mounts) appear in the guest.
+pub(crate) const LOWER_ROOT: &str = "/mnt/sandbox/lower";
+/// Where overlay upper and work directories live in the guest.
+pub(crate) const OVERLAY_ROOT: &str = "/var/lib/sandbox/overlay";
+/// The unprivileged user the gateway and agent tools run as (no sudo).
+pub(crate) const SERVICE_USER: &str = "openclaw";
+/// Root-owned install prefix of Node.js and OpenClaw.
+pub(crate) const INSTALL_PREFIX: &str = "/opt/openclaw";
+/// Root-owned configuration directory (gateway config, secrets file).
+pub(crate) const CONFIG_DIR: &str = "/etc/openclaw";
+/// The gateway's writable state (systemd `StateDirectory=openclaw`).
+pub(crate) const STATE_DIR: &str = "/var/lib/openclaw";
+/// The overlay audit log directory (systemd `LogsDirectory=sandbox`, root-owned).
+pub(crate) const AUDIT_LOG: &str = "/var/log/sandbox/overlay-audit.log";
+/// Lima's resolver on the user-mode network, used when the profile lists no DNS servers.
+pub(crate) const LIMA_DNS: &str = "192.168.5.3";
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Context {
+    pub(crate) name: String,
+    pub(crate) backend: &'static str,
+    pub(crate) vm: VmContext,
+    pub(crate) workspaces: Vec<WorkspaceContext>,
+    pub(crate) overlays: Vec<WorkspaceContext>,
+    pub(crate) gateway: GatewayContext,
+    pub(crate) firewall: FirewallContext,
+    pub(crate) tool_sandbox: ToolSandboxContext,
+    pub(crate) paths: PathsContext,
+    pub(crate) egress_domains: Vec<String>,
+    pub(crate) tailscale: bool,
+    pub(crate) secret_names: Vec<String>,
+    pub(crate) ssh: Option<SshContext>,
+    pub(crate) extra_vars: serde_yaml::Value,
+    pub(crate) roles_path: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct VmContext {
+    pub(crate) cpus: u32,
+    pub(crate) memory: String,
+    pub(crate) disk: String,
+    pub(crate) arch: Option<&'static str>,
+    pub(crate) vm_type: &'static str,
+    pub(crate) mount_type: &'static str,
+    pub(crate) images: Vec<ImageContext>,
+    pub(crate) dns: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ImageContext {
+    pub(crate) arch: &'static str,
+    pub(crate) location: String,
+    pub(crate) digest: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WorkspaceContext {
+    pub(crate) name: String,
+    pub(crate) host: String,
+    pub(crate) guest: String,
+    pub(crate) mode: &'static str,
+    /// Where Lima mounts the host folder in the guest.
+    pub(crate) mount_point: String,
+    pub(crate) writable: bool,
+    pub(crate) upper: String,
+    pub(crate) work: String,
+    /// systemd unit name of the overlay mount (`workspace.mount` for `/workspace`).
+    pub(crate) mount_unit: String,
+    pub(crate) exclude: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GatewayContext {
+    pub(crate) version: String,
+    pub(crate) port: u16,
+    pub(crate) host_port: u16,
+    pub(crate) bind: &'static str,
+    pub(crate) token_secret: String,
+    pub(crate) install: &'static str,
+    pub(crate) node_version: String,
+    pub(crate) node_archive: Option<String>,
+    pub(crate) node_sha256: Option<String>,
+    /// The script node runs (`openclaw.mjs` of the installed package).
+    pub(crate) entry: String,
+    pub(crate) working_directory: String,
+    /// Guest paths the gateway may write besides its state directory.
+    pub(crate) writable_paths: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct FirewallRule {
+    pub(crate) cidr: String,
+    pub(crate) port: Option<u16>,
+    pub(crate) proto: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct FirewallContext {
+    pub(crate) ssh_port: u16,
+    pub(crate) v4: Vec<FirewallRule>,
+    pub(crate) v6: Vec<FirewallRule>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ToolSandboxContext {
+    pub(crate) mode: String,
+    pub(crate) scope: String,
+    pub(crate) workspace_access: String,
+    pub(crate) image: String,
+    pub(crate) network: String,
+    pub(crate) bridge_tools: Vec<String>,
+    pub(crate) memory: String,
+    pub(crate) cpus: f64,
+    pub(crate) pids_limit: u32,
+    pub(crate) read_only_root: bool,
+    pub(crate) cap_drop: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PathsContext {
+    pub(crate) service_user: &'static str,
+    pub(crate) install_prefix: &'static str,
+    pub(crate) config_dir: &'static str,
+    pub(crate) state_dir: &'static str,
+    pub(crate) audit_log: &'static str,
+    pub(crate) overlay_root: &'static str,
+    pub(crate) lower_root: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SshContext {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) identity_file: Option<String>,
+}
+
+impl Context {
+    pub(crate) fn new(profile: &Profile) -> Self {
+        let workspaces: Vec<WorkspaceContext> = profile
+            .workspaces
+            .iter()
+            .map(|w| {
+                let overlay = w.mode == WorkspaceMode::Overlay;
+                WorkspaceContext {
+                    name: w.name.clone(),
+                    host: w.host.display().to_string(),
+                    guest: w.guest.clone(),
+                    mode: match w.mode {
+                        WorkspaceMode::Overlay => "overlay",
+                        WorkspaceMode::Readonly => "readonly",
+                        WorkspaceMode::Writable => "writable",
+                    },
+                    mount_point: if overlay { format!("{LOWER_ROOT}/{}", w.name) } else { w.guest.clone() },
+                    writable: w.mode == WorkspaceMode::Writable,
+                    upper: format!("{OVERLAY_ROOT}/{}/upper", w.name),
+                    work: format!("{OVERLAY_ROOT}/{}/work", w.name),
+                    mount_unit: format!("{}.mount", systemd_escape_path(&w.guest)),
+                    exclude: w.exclude.clone(),
+                }
+            })
+            .collect();
+        let overlays: Vec<WorkspaceContext> = workspaces.iter().filter(|w| w.mode == "overlay").cloned().collect();
+        let gateway = &profile.gateway;
+        let entry = match gateway.install {
+            Install::Npm => format!("{INSTALL_PREFIX}/app/node_modules/openclaw/openclaw.mjs"),
+            Install::Workspace => format!("{INSTALL_PREFIX}/src/openclaw.mjs"),
+        };
+        let writable_paths = workspaces.iter().filter(|w| w.mode != "readonly").map(|w| w.guest.clone()).collect();
+        let dns: Vec<String> = profile.network.dns.iter().map(ToString::to_string).collect();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let resolvers: Vec<String> =
+            if dns.is_empty() && profile.vm.backend == Backend::Lima { vec![LIMA_DNS.to_owned()] } else { dns.clone() };
+        for resolver in &resolvers {
+            let v6_addr = resolver.contains(':');
+            for proto in ["udp", "tcp"] {
+                let rule = FirewallRule {
+                    cidr: format!("{resolver}/{}", if v6_addr { 128 } else { 32 }),
+                    port: Some(53),
+                    proto,
+                };
+                if v6_addr { v6.push(rule) } else { v4.push(rule) }
+            }
+        }
+        for rule in &profile.network.egress.allow {
+            let r = FirewallRule {
+                cidr: rule.cidr.to_string(),
+                port: rule.port,
+                proto: match rule.proto {
+                    Proto::Tcp => "tcp",
+                    Proto::Udp => "udp",
+                },
+            };
+            if rule.cidr.is_ipv6() { v6.push(r) } else { v4.push(r) }
+        }
+        let ts = &profile.tool_sandbox;
+        Context {
+            name: profile.name.clone(),
+            backend: match profile.vm.backend {
+                Backend::Lima => "lima",
+                Backend::Ssh => "ssh",
+            },
+            vm: VmContext {
+                cpus: profile.vm.cpus,
+                memory: profile.vm.memory.to_string(),
+                disk: profile.vm.disk.to_string(),
+                arch: profile.vm.arch.map(crate::profile::Arch::as_str),
+                vm_type: match profile.vm.vm_type {
+                    VmType::Vz => "vz",
+                    VmType::Qemu => "qemu",
+                },
+                // Read-only is enforced by the hypervisor only for vz+virtiofs and qemu+9p.
+                mount_type: match profile.vm.vm_type {
+                    VmType::Vz => "virtiofs",
+                    VmType::Qemu => "9p",
+                },
+                images: profile
+                    .vm
+                    .images
+                    .iter()
+                    .map(|(arch, image)| ImageContext {
+                        arch: arch.as_str(),
+                        location: image.location.clone(),
+                        digest: image.digest.clone(),
+                    })
+                    .collect(),
+                dns,
+            },
+            gateway: GatewayContext {
+                version: gateway.version.clone(),
+                port: gateway.port,
+                host_port: profile.network.gateway_port,
+                bind: match gateway.bind {
+                    Bind::Loopback => "loopback",
+                    Bind::Lan => "lan",
+                },
+                token_secret: gateway.token_secret.clone(),
+                install: match gateway.install {
+                    Install::Npm => "npm",
+                    Install::Workspace => "workspace",
+                },
+                node_version: gateway.node.version.clone(),
+                node_archive: gateway.node.archive.as_ref().map(|p| p.display().to_string()),
+                node_sha256: gateway.node.sha256.clone(),
+                entry,
+                working_directory: workspaces.first().map_or_else(|| STATE_DIR.to_owned(), |w| w.guest.clone()),
+                writable_paths,
+            },
+            firewall: FirewallContext { ssh_port: profile.vm.ssh.as_ref().map_or(22, |s| s.port), v4, v6 },
+            tool_sandbox: ToolSandboxContext {
+                mode: if ts.enabled { ts.mode.clone() } else { "off".to_owned() },
+                scope: ts.scope.clone(),
+                workspace_access: ts.workspace_access.clone(),
+                image: ts.image.clone(),
+                network: ts.network.clone(),
+                bridge_tools: ts.bridge_tools.clone(),
+                memory: docker_size(ts.memory.bytes()),
+                cpus: ts.cpus,
+                pids_limit: ts.pids_limit,
+                read_only_root: ts.read_only_root,
+                cap_drop: ts.cap_drop.clone(),
+            },
+            paths: PathsContext {
+                service_user: SERVICE_USER,
+                install_prefix: INSTALL_PREFIX,
+                config_dir: CONFIG_DIR,
+                state_dir: STATE_DIR,
+                audit_log: AUDIT_LOG,
+                overlay_root: OVERLAY_ROOT,
+                lower_root: LOWER_ROOT,
+            },
+            egress_domains: profile.network.egress.allow_domains.iter().map(ToString::to_string).collect(),
+            tailscale: profile.network.tailscale,
+            secret_names: secret_names(profile),
+            ssh: profile.vm.ssh.as_ref().map(|s| SshContext {
+                host: s.host.clone(),
+                port: s.port,
+                user: s.user.clone(),
+                identity_file: s.identity_file.as_ref().map(|p| p.display().to_string()),
+            }),
+            extra_vars: serde_yaml::to_value(&profile.provision.vars).unwrap_or(serde_yaml::Value::Null),
+            roles_path: profile.provision.roles_path.iter().map(|p| p.display().to_string()).collect(),
+            workspaces,
+            overlays,
+        }
+    }
+}
+
+/// Names (never values) of the secrets the VM expects: the gateway token plus the required ones.
+fn secret_names(profile: &Profile) -> Vec<String> {
+    let mut names = vec![profile.gateway.token_secret.clone()];
+    for name in &profile.secrets.required {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}

@@ -1,0 +1,93 @@
+//! The only place that prints. stdout carries data (rendered files, diffs, JSON, YAML); stderr
+//! carries messages. Untrusted text (paths from a workspace, profile values) is escaped before it
+//! reaches a terminal so control characters and bidi overrides cannot rewrite the screen.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+
+use crate::profile::diagnostic::{Diagnostic, Severity};
+
+/// How chatty and how colourful output is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ui {
+    pub(crate) quiet: bool,
+    color: bool,
+}
+
+impl Ui {
+    pub(crate) fn new(quiet: bool) -> Self {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Ui { quiet, color }
+    }
+
+    /// Write data to stdout. A closed pipe (`sandbox ... | head`) is not an error.
+    pub(crate) fn data(&self, text: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A progress or status message on stderr, suppressed by `--quiet`.
+    pub(crate) fn info(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{}", sanitize(text));
+        }
+    }
+
+    pub(crate) fn diagnostic(&self, d: &Diagnostic) {
+        let text = sanitize(&d.to_string());
+        if d.severity == Severity::Warning && self.quiet {
+            return;
+        }
+        eprintln!("{}", self.paint_level(&text));
+    }
+
+    /// Print an error and its source chain: `error: ...` then `  caused by: ...`.
+    pub(crate) fn error(&self, err: &dyn std::error::Error) {
+        let text = sanitize(&err.to_string());
+        let text = if text.starts_with("error: ") { text } else { format!("error: {text}") };
+        eprintln!("{}", self.paint_level(&text));
+        let mut source = err.source();
+        while let Some(s) = source {
+            eprintln!("  caused by: {}", sanitize(&s.to_string()));
+            source = s.source();
+        }
+    }
+
+    fn paint_level(&self, text: &str) -> String {
+        if !self.color {
+            return text.to_owned();
+        }
+        text.replace("error:", "\x1b[1;31merror\x1b[0m:").replace("warning:", "\x1b[1;33mwarning\x1b[0m:")
+    }
+}
+
+/// Escape control characters (except newline and tab) and Unicode bidi/format characters.
+pub(crate) fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let dangerous = (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
+        if dangerous {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn escapes_terminal_tricks() {
+        assert_eq!(sanitize("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(sanitize("x\u{202E}y"), "x\\u{202e}y");
+        assert_eq!(sanitize("line\nnext\tok"), "line\nnext\tok");
+    }
+}
