@@ -88,7 +88,7 @@ pub(crate) struct InitArgs {
     #[arg(long)]
     pub(crate) non_interactive: bool,
 
-    /// A host folder to mount, optionally with its path in the VM: HOST[:GUEST]. Repeatable.
+    /// A host folder to mount, optionally with its path in the VM: `HOST[:GUEST]`. Repeatable.
     #[arg(long = "workspace", value_name = "HOST[:GUEST]")]
     pub(crate) workspaces: Vec<String>,
 

@@ -11,6 +11,9 @@ pub(crate) enum InitError {
     )]
     NoTerminal,
 
+    #[error("`{}` cannot be a sandbox name: {reason}\n  help: pass another `--name`", name.escape_debug())]
+    Name { name: String, reason: String },
+
     #[error("profile `{}` already exists\n  help: pass `--force` to replace it (a backup is kept), or choose another `--name`", path.display())]
     Exists { path: PathBuf },
 

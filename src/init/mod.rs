@@ -67,6 +67,7 @@ pub(crate) fn run(request: &InitRequest, env: &Environment, interactive_terminal
     } else {
         return Err(InitError::NoTerminal);
     };
+    check_name(&answers.name).map_err(|reason| InitError::Name { name: answers.name.clone(), reason })?;
     let path = crate::profile::load::named_path(&answers.name, env);
     let text = profile_text(&answers)?;
     check(&text, &path, env)?;
@@ -117,15 +118,39 @@ pub(crate) fn default_name(cwd: &Path) -> String {
     name
 }
 
+/// Why `name` cannot name a new profile, if it cannot. Checked before the name becomes a file
+/// name: a `/`, `..` or YAML syntax in it would otherwise write outside the profiles directory
+/// or make the file's `name:` differ from its file name.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        return Err("use 1 to 40 lower-case letters, digits and `-`, starting with a letter".into());
+    }
+    // The written profile `extends: default`; a user `default.yaml` that does so would shadow the
+    // built-in one and make every profile's `extends` chain a cycle.
+    if name == "default" {
+        return Err("`default` is the profile every `init` profile extends; choose another name".into());
+    }
+    Ok(())
+}
+
 /// `HOST[:GUEST]`; the first workspace defaults to `/workspace`, later ones to `/workspace-N`.
 pub(crate) fn parse_workspace(spec: &str, index: usize, env: &Environment) -> WorkspaceAnswer {
     let (host, guest) = match spec.rsplit_once(':') {
         Some((h, g)) if g.starts_with('/') => (h, g.to_owned()),
         _ => (spec, if index == 0 { "/workspace".to_owned() } else { format!("/workspace-{}", index + 1) }),
     };
+    WorkspaceAnswer { host: host_answer(host, env), guest }
+}
+
+/// A host folder as written into the profile: absolute, symlinks resolved, `~/` under home.
+pub(crate) fn host_answer(host: &str, env: &Environment) -> String {
     let absolute = env.expand(host, &env.cwd);
     let absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
-    WorkspaceAnswer { host: display_path(&absolute, env), guest }
+    display_path(&absolute, env)
 }
 
 /// `~/...` for paths under the home directory, so the profile works from a dotfiles repo.
@@ -189,5 +214,17 @@ mod tests {
         assert_eq!(default_name(Path::new("/src/My App")), "my-app");
         assert_eq!(default_name(Path::new("/src/42")), "sandbox-42");
         assert_eq!(default_name(Path::new("/")), "sandbox");
+    }
+
+    #[test]
+    fn names_that_cannot_be_file_names_or_shadow_default_are_refused() {
+        assert_eq!(check_name("web-2"), Ok(()));
+        for bad in ["", "Web", "2web", "ok #/../../x", "../x", "a.b", &"a".repeat(41)] {
+            assert!(check_name(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(
+            check_name("default"),
+            Err("`default` is the profile every `init` profile extends; choose another name".into())
+        );
     }
 }

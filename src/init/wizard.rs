@@ -6,8 +6,10 @@ use dialoguer::{Confirm, Input, Select};
 
 use crate::environment::Environment;
 use crate::init::{
-    Answers, InitError, InitRequest, WorkspaceAnswer, default_domains, default_name, display_path, parse_workspace,
+    Answers, InitError, InitRequest, WorkspaceAnswer, check_name, default_domains, default_name, display_path,
+    host_answer,
 };
+use crate::profile::load::named_path;
 use crate::profile::{ByteSize, DomainPattern};
 
 fn cancelled(e: dialoguer::Error) -> InitError {
@@ -20,10 +22,12 @@ pub(crate) fn ask(request: &InitRequest, env: &Environment) -> Result<Answers, I
         .with_prompt("Sandbox name")
         .default(request.name.clone().unwrap_or_else(|| default_name(&env.cwd)))
         .validate_with(|n: &String| -> Result<(), String> {
-            let ok = n.len() <= 40
-                && n.starts_with(|c: char| c.is_ascii_lowercase())
-                && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if ok { Ok(()) } else { Err("use lower-case letters, digits and `-`, starting with a letter".into()) }
+            check_name(n)?;
+            // Say so now rather than after the last question.
+            if !request.force && named_path(n, env).exists() {
+                return Err(format!("profile `{n}` already exists; choose another name, or run again with `--force`"));
+            }
+            Ok(())
         })
         .interact_text()
         .map_err(cancelled)?;
@@ -31,10 +35,14 @@ pub(crate) fn ask(request: &InitRequest, env: &Environment) -> Result<Answers, I
     let mut workspaces = Vec::new();
     loop {
         let index = workspaces.len();
-        let default_host = if index == 0 { display_path(&env.cwd, env) } else { String::new() };
-        let host: String = Input::with_theme(&theme)
-            .with_prompt(format!("Host folder for workspace {}", index + 1))
-            .default(default_host)
+        let mut host_input =
+            Input::<String>::with_theme(&theme).with_prompt(format!("Host folder for workspace {}", index + 1));
+        // Only the first workspace has a default (the current folder); an empty answer for a later
+        // one must not silently mount the current folder a second time.
+        if index == 0 {
+            host_input = host_input.default(display_path(&env.cwd, env));
+        }
+        let host: String = host_input
             .validate_with(|h: &String| -> Result<(), String> {
                 let path = env.expand(h, &env.cwd);
                 if path.is_dir() { Ok(()) } else { Err(format!("`{}` is not a folder", path.display())) }
@@ -50,8 +58,8 @@ pub(crate) fn ask(request: &InitRequest, env: &Environment) -> Result<Answers, I
             })
             .interact_text()
             .map_err(cancelled)?;
-        let WorkspaceAnswer { host, .. } = parse_workspace(&host, index, env);
-        workspaces.push(WorkspaceAnswer { host, guest });
+        // A plain folder, not a `HOST:GUEST` spec: a `:` in it is part of the folder name.
+        workspaces.push(WorkspaceAnswer { host: host_answer(&host, env), guest });
         let more = Confirm::with_theme(&theme)
             .with_prompt("Add another workspace?")
             .default(false)
@@ -121,6 +129,12 @@ pub(crate) fn ask(request: &InitRequest, env: &Environment) -> Result<Answers, I
             let names: String = Input::with_theme(&theme)
                 .with_prompt("Variable names (comma-separated)")
                 .default("ANTHROPIC_API_KEY, OPENCLAW_GATEWAY_TOKEN".to_owned())
+                .validate_with(|s: &String| -> Result<(), String> {
+                    match split_list(s).into_iter().find(|n| !crate::profile::validate::is_env_name(n)) {
+                        Some(bad) => Err(format!("`{bad}` is not a variable name (letters, digits, `_`)")),
+                        None => Ok(()),
+                    }
+                })
                 .interact_text()
                 .map_err(cancelled)?;
             secrets_env = split_list(&names);
@@ -133,6 +147,13 @@ pub(crate) fn ask(request: &InitRequest, env: &Environment) -> Result<Answers, I
         .default(
             request.gateway_version.clone().unwrap_or_else(|| crate::profile::validate::DEFAULT_GATEWAY_VERSION.into()),
         )
+        .validate_with(|v: &String| -> Result<(), &str> {
+            if crate::profile::validate::is_exact_version(v) {
+                Ok(())
+            } else {
+                Err("an exact version such as 2026.9.6")
+            }
+        })
         .interact_text()
         .map_err(cancelled)?;
 

@@ -80,6 +80,16 @@ impl<'a> Diagnostics<'a> {
         self.push(Severity::Warning, key_path, message.into(), (!help.is_empty()).then_some(help));
     }
 
+    /// Whether an error was already recorded at or below `key_path` (to avoid piling a second,
+    /// derived complaint onto the same item).
+    pub(crate) fn has_error_under(&self, key_path: &str) -> bool {
+        self.items.iter().any(|d| {
+            d.severity == Severity::Error
+                && (d.key_path == key_path
+                    || d.key_path.strip_prefix(key_path).is_some_and(|r| r.starts_with('.') || r.starts_with('[')))
+        })
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }

@@ -55,6 +55,8 @@ pub(crate) struct Loaded {
     pub(crate) spans: SpanIndex,
     /// The chain, the requested profile first.
     pub(crate) chain: Vec<Arc<Origin>>,
+    /// Whether the requested profile itself sets `name` (names are not inherited).
+    pub(crate) top_has_name: bool,
 }
 
 /// Read a profile and its `extends` chain, and merge them.
@@ -98,6 +100,7 @@ pub(crate) fn merge_with_parents(first: SourceDoc, env: &Environment) -> Result<
         docs.push(doc);
     }
     let chain = docs.iter().map(|d| Arc::clone(&d.origin)).collect();
+    let top_has_name = docs.first().is_some_and(|d| d.value.get("name").is_some_and(|n| !n.is_null()));
     let mut merged_value = Value::Mapping(serde_yaml::Mapping::new());
     let mut merged_spans = SpanIndex::new();
     for doc in docs.into_iter().rev() {
@@ -107,7 +110,7 @@ pub(crate) fn merge_with_parents(first: SourceDoc, env: &Environment) -> Result<
         }
         merge(&mut merged_value, value, &mut merged_spans, &doc.spans, "");
     }
-    Ok(Loaded { value: merged_value, spans: merged_spans, chain })
+    Ok(Loaded { value: merged_value, spans: merged_spans, chain, top_has_name })
 }
 
 fn describe(at: Option<&Location>, doc: &SourceDoc) -> String {

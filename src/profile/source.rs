@@ -92,7 +92,11 @@ impl SpanBuilder {
     fn value_path(&mut self, ev_scalar: Option<&str>, mark: Marker) -> Option<String> {
         let location = self.location(mark);
         match self.stack.last_mut() {
-            None => Some(String::new()),
+            None => {
+                // The document itself, for diagnostics about the whole profile.
+                self.spans.insert(String::new(), location);
+                Some(String::new())
+            }
             Some(Frame::Seq { path, next }) => {
                 let item = join_index(path, *next);
                 *next += 1;
@@ -104,7 +108,7 @@ impl SpanBuilder {
                 None => {
                     // A key. Complex (non-scalar) keys are not used in profiles.
                     let k = ev_scalar.unwrap_or("?").to_owned();
-                    if std::mem::take(first) && path.ends_with(']') {
+                    if std::mem::take(first) && (path.is_empty() || path.ends_with(']')) {
                         self.spans.insert(path.clone(), location.clone());
                     }
                     self.spans.insert(join_key(path, &k), location);

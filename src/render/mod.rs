@@ -126,3 +126,114 @@ fn check_lima(path: &str, bytes: &[u8]) -> Result<(), RenderError> {
         .map(|_| ())
         .map_err(|e| RenderError::InvalidLima { path: path.to_owned(), message: e.to_string() })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::environment::Environment;
+    use crate::lima::{LimaYaml, MountType, parse_strict};
+    use crate::profile::{ProfileSpec, load::EMBEDDED};
+
+    /// Render a profile given as text, with a temporary home and project folder.
+    fn render_text(yaml: Option<&str>, name: &str) -> (Vec<Rendered>, Profile) {
+        let home = tempfile::tempdir().unwrap();
+        let project = home.path().join("project");
+        std::fs::create_dir_all(home.path().join("data")).unwrap();
+        std::fs::create_dir_all(&project).unwrap();
+        let env = Environment {
+            home: home.path().to_path_buf(),
+            cwd: project.clone(),
+            config_dir: home.path().join(".config"),
+            profile: None,
+        };
+        let spec = match yaml {
+            Some(text) => {
+                let path = project.join("p.yaml");
+                std::fs::write(&path, text).unwrap();
+                ProfileSpec::Path(path)
+            }
+            None => ProfileSpec::Name(name.to_owned()),
+        };
+        let profile = crate::profile::resolve(&spec, &env).unwrap();
+        (render(&profile).unwrap(), profile)
+    }
+
+    fn lima(files: &[Rendered]) -> LimaYaml {
+        let file = files.iter().find(|f| f.rel_path.starts_with("lima")).expect("a Lima file");
+        parse_strict(std::str::from_utf8(&file.bytes).unwrap()).expect("strict Lima model accepts the render")
+    }
+
+    /// The hardening every rendered Lima instance must have (lima.md §0, §5).
+    fn assert_hardened(l: &LimaYaml, profile: &Profile) {
+        let mounts = l.mounts.as_ref().unwrap();
+        assert_eq!(mounts.len(), profile.workspaces.len(), "only declared workspaces are mounted");
+        for (mount, ws) in mounts.iter().zip(&profile.workspaces) {
+            assert_eq!(Path::new(&mount.location), ws.host);
+            assert_ne!(Path::new(&mount.location), Path::new("~"));
+            let writable = ws.mode == crate::profile::WorkspaceMode::Writable;
+            assert_eq!(mount.writable, Some(writable), "{}", ws.name);
+        }
+        let expected_type = match profile.vm.vm_type {
+            crate::profile::VmType::Vz => MountType::Virtiofs,
+            crate::profile::VmType::Qemu => MountType::NineP,
+        };
+        assert_eq!(l.mount_type, Some(expected_type), "never reverse-sshfs");
+        let ssh = l.ssh.as_ref().unwrap();
+        assert_eq!(ssh.forward_agent, Some(false));
+        assert_eq!(ssh.load_dot_ssh_pub_keys, Some(false));
+        assert!(l.copy_to_host.is_none());
+        assert!(l.networks.is_none() && l.env.is_none() && l.param.is_none() && l.base.is_none());
+        let containerd = l.containerd.as_ref().unwrap();
+        assert_eq!((containerd.system, containerd.user), (Some(false), Some(false)));
+        assert_eq!(l.propagate_proxy_env, Some(false));
+        for image in l.images.as_ref().unwrap() {
+            assert!(image.digest.as_ref().is_some_and(|d| d.starts_with("sha256:") || d.starts_with("sha512:")));
+        }
+        let forwards = l.port_forwards.as_ref().unwrap();
+        let last = forwards.last().unwrap();
+        assert_eq!(last.ignore, Some(true));
+        assert_eq!(last.guest_ip_must_be_zero, Some(false), "the ignore-all rule must not default to exact 0.0.0.0");
+        assert_eq!(last.guest_ip, Some("0.0.0.0".parse().unwrap()));
+        for rule in &forwards[..forwards.len() - 1] {
+            assert_eq!(rule.host_ip, Some("127.0.0.1".parse().unwrap()), "forwards only to the host's loopback");
+            assert_eq!(rule.guest_port, Some(profile.gateway.port));
+        }
+        let scripts: String = l.provision.as_ref().unwrap().iter().filter_map(|p| p.script.clone()).collect();
+        assert!(scripts.contains("rm -f \"{{.Home}}/password\""));
+    }
+
+    #[test]
+    fn every_embedded_profile_renders_a_hardened_strict_lima_instance() {
+        for (name, _) in EMBEDDED {
+            let (files, profile) = render_text(None, name);
+            assert_hardened(&lima(&files), &profile);
+        }
+    }
+
+    #[test]
+    fn qemu_and_writable_workspaces_keep_the_hardening() {
+        let yaml = "name: q\nextends: default\nvm: {vm_type: qemu}\nworkspaces:\n  - host: .\n  - {host: ../data, guest: /data, mode: writable}\n";
+        let (files, profile) = render_text(Some(yaml), "");
+        let l = lima(&files);
+        assert_hardened(&l, &profile);
+        assert!(l.vm_opts.is_none(), "no vz options for qemu");
+    }
+
+    #[test]
+    fn ssh_backend_renders_no_lima_file() {
+        let yaml = "name: s\nextends: default\nvm: {backend: ssh, ssh: {host: h.example, user: u}}\n";
+        let (files, _) = render_text(Some(yaml), "");
+        assert!(files.iter().all(|f| !f.rel_path.starts_with("lima")));
+        assert!(files.iter().any(|f| f.rel_path == Path::new("ansible/inventory.yml")));
+    }
+
+    #[test]
+    fn every_template_compiles() {
+        let env = environment();
+        for (name, _) in TEMPLATES {
+            env.get_template(name).unwrap();
+        }
+    }
+}

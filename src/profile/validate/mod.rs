@@ -9,7 +9,7 @@
 mod semantic;
 mod structure;
 
-pub(crate) use semantic::DEFAULT_GATEWAY_VERSION;
+pub(crate) use semantic::{DEFAULT_GATEWAY_VERSION, is_env_name, is_exact_version};
 
 use crate::environment::Environment;
 use crate::profile::Profile;

@@ -29,7 +29,7 @@ pub(crate) const DEFAULT_GATEWAY_PORT: u16 = 18789;
 pub(crate) const DEFAULT_TOOL_IMAGE: &str = "openclaw-sandbox:bookworm-slim";
 
 /// Guest paths a workspace may not be mounted at or under: the guest OS needs them.
-const SYSTEM_DIRS: [&str; 19] = [
+const SYSTEM_DIRS: [&str; 18] = [
     "/bin",
     "/boot",
     "/dev",
@@ -43,7 +43,6 @@ const SYSTEM_DIRS: [&str; 19] = [
     "/root",
     "/run",
     "/sbin",
-    "/srv",
     "/sys",
     "/tmp",
     "/usr",
@@ -59,7 +58,7 @@ const KNOWN_BRIDGE_TOOLS: [&str; 4] = ["web_fetch", "web_search", "gh", "browser
 
 pub(crate) fn check(raw: RawProfile, loaded: &Loaded, env: &Environment, d: &mut Diagnostics<'_>) -> Option<Profile> {
     let base_of = |path: &str| base_dir(d_locate_origin(loaded, path), env);
-    let name = check_name(raw.name, d);
+    let name = check_name(raw.name, loaded.top_has_name, d);
     let vm = check_vm(raw.vm.unwrap_or_default(), env, &base_of, d);
     let workspaces = check_workspaces(raw.workspaces.unwrap_or_default(), env, &base_of, d);
     let gateway = check_gateway(raw.gateway.unwrap_or_default(), env, &base_of, &workspaces, d);
@@ -146,15 +145,24 @@ fn in_range(d: &mut Diagnostics<'_>, path: &str, value: ByteSize, min: u64, max:
     }
 }
 
-fn is_env_name(name: &str) -> bool {
+pub(crate) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn check_name(name: Option<String>, d: &mut Diagnostics<'_>) -> String {
+fn check_name(name: Option<String>, top_has_name: bool, d: &mut Diagnostics<'_>) -> String {
+    let name = match name {
+        // Inheriting a name would give two profiles the same VM.
+        Some(_) if !top_has_name => None,
+        other => other,
+    };
     let Some(name) = name else {
-        d.error("name", "the profile has no `name`", "add `name: my-sandbox` (it names the VM)");
+        d.error(
+            "",
+            "the profile has no `name`",
+            "add `name: my-sandbox` at the top (it names the VM; it is never inherited through `extends`)",
+        );
         return String::new();
     };
     let valid = name.len() <= 40
@@ -305,7 +313,11 @@ fn check_vm(
             }
             p
         });
-        SshTarget { host, port: ssh.port.unwrap_or(22), user, identity_file }
+        let port = ssh.port.unwrap_or(22);
+        if port == 0 {
+            d.error("vm.ssh.port", "port 0 is not a port", "use the host's SSH port, usually 22");
+        }
+        SshTarget { host, port, user, identity_file }
     });
     if backend == Backend::Ssh && ssh.is_none() {
         d.error(
@@ -421,7 +433,7 @@ fn check_workspaces(
             d.error(
                 &guest_path,
                 format!("`{guest}` is a system directory of the VM (or contains one)"),
-                "use a path such as `/workspace` or `/srv-not/...`; system folders and `/mnt/sandbox` are reserved",
+                "use a path such as `/workspace` or `/srv/NAME`; system folders and `/mnt/sandbox` are reserved",
             );
         }
         for other in &out {
@@ -607,13 +619,20 @@ fn check_gateway(
     };
     let node_raw = raw.node.unwrap_or_default();
     let node_version = node_raw.version.unwrap_or_else(|| DEFAULT_NODE_VERSION.to_owned());
-    if !is_exact_version(&node_version)
-        || node_version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_none_or(|m| m < 24)
-    {
+    let numbers: Vec<u32> = node_version.split(['.', '-']).take(2).filter_map(|n| n.parse().ok()).collect();
+    // OpenClaw's engines: >=24.16.0 <25 || >=26.1.0.
+    let supported = match numbers[..] {
+        [24, minor] => minor >= 16,
+        [25, _] => false,
+        [26, minor] => minor >= 1,
+        [major, _] => major > 26,
+        _ => false,
+    };
+    if !is_exact_version(&node_version) || !supported {
         d.error(
             "gateway.node.version",
-            format!("`{node_version}` is not an exact Node.js version >= 24"),
-            format!("OpenClaw needs Node.js 24.16 or later; use e.g. `{DEFAULT_NODE_VERSION}`"),
+            format!("`{node_version}` is not an exact Node.js version OpenClaw supports"),
+            format!("OpenClaw needs Node.js 24.16+ (not 25) or 26.1+; use e.g. `{DEFAULT_NODE_VERSION}`"),
         );
     }
     let archive = node_raw.archive.map(|a| {
@@ -644,7 +663,7 @@ fn check_gateway(
     }
 }
 
-fn is_exact_version(v: &str) -> bool {
+pub(crate) fn is_exact_version(v: &str) -> bool {
     let (core, pre) = v.split_once('-').map_or((v, None), |(c, p)| (c, Some(p)));
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
@@ -666,6 +685,7 @@ fn check_secrets(
             (Some(f), None, None) => RawSecretSource::File(f),
             (None, Some(names), None) => RawSecretSource::Env(names),
             (None, None, Some(argv)) => RawSecretSource::Exec(argv),
+            _ if d.has_error_under(&path) => continue,
             _ => {
                 d.error(&path, "a secrets source needs exactly one of `file`, `env` or `exec`", "write `- file: PATH`, `- env: [NAME, ...]` or `- exec: [PROGRAM, ARG, ...]` as separate list items");
                 continue;

@@ -1,0 +1,220 @@
+//! Profiles: lookup order, `extends`, validation rules, `profile list|show|validate`.
+
+use crate::test::Test;
+
+#[test]
+fn default_profile_works_with_no_profile_file() {
+    Test::new()
+        .args(["profile", "validate"])
+        .run()
+        .success()
+        .stderr_contains("profile `default` is valid (<embedded>/profiles/default.yaml)");
+}
+
+#[test]
+fn default_profile_refuses_to_mount_the_home_directory() {
+    Test::new().cwd("").args(["profile", "validate"]).run().status(1).stderr_contains(
+        "<embedded>/profiles/default.yaml:25:5: error: `workspaces[0].host`: `[HOME]` is your home directory",
+    );
+}
+
+#[test]
+fn named_profile_from_flag_env_and_config_dir() {
+    let yaml = "name: work\nextends: default\nvm: {cpus: 3}\n";
+    Test::new()
+        .profile("work", yaml)
+        .args(["-p", "work", "profile", "show"])
+        .run()
+        .success()
+        .stdout_contains("cpus: 3");
+    Test::new()
+        .profile("work", yaml)
+        .env("SANDBOX_PROFILE", "work")
+        .args(["profile", "show"])
+        .run()
+        .success()
+        .stdout_contains("cpus: 3");
+    // --profile wins over the environment.
+    Test::new()
+        .profile("work", yaml)
+        .env("SANDBOX_PROFILE", "work")
+        .args(["-p", "minimal", "profile", "show"])
+        .run()
+        .success()
+        .stdout_contains("cpus: 2");
+    // A file in the config dir shadows a built-in profile of the same name.
+    Test::new()
+        .profile("minimal", "name: minimal\nextends: default\nvm: {cpus: 7}\n")
+        .args(["-p", "minimal", "profile", "show"])
+        .run()
+        .success()
+        .stdout_contains("cpus: 7");
+}
+
+#[test]
+fn profile_list_shows_files_and_builtins() {
+    let run = Test::new().profile("alpha", "name: alpha\n").args(["profile", "list"]).run().success();
+    let stdout = run.stdout();
+    assert!(stdout.starts_with("alpha\t"), "{stdout}");
+    for builtin in ["default\t(built in)", "minimal\t(built in)", "strict-offline\t(built in)"] {
+        assert!(stdout.contains(builtin), "{stdout}");
+    }
+}
+
+#[test]
+fn extends_merges_maps_and_replaces_lists() {
+    let base = "name: base\nextends: default\nvm: {cpus: 6, memory: 16GiB}\nnetwork:\n  egress:\n    allow_domains: [a.example.com, b.example.com]\n";
+    let child = "name: child\nextends: base\nvm: {cpus: 2}\nnetwork:\n  egress:\n    allow_domains: [c.example.com]\n";
+    let run = Test::new()
+        .profile("base", base)
+        .profile("child", child)
+        .args(["-p", "child", "profile", "show", "--format", "json"])
+        .run()
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("json");
+    assert_eq!(json["name"], "child");
+    assert_eq!(json["vm"]["cpus"], 2);
+    assert_eq!(json["vm"]["memory"], "16GiB", "maps merge");
+    assert_eq!(json["network"]["egress"]["allow_domains"], serde_json::json!(["c.example.com"]), "lists replace");
+    assert!(
+        json["vm"]["image"]["x86_64"]["digest"].as_str().expect("digest").starts_with("sha256:"),
+        "inherited from default"
+    );
+}
+
+#[test]
+fn extends_path_is_relative_to_the_extending_file_and_null_resets() {
+    Test::new()
+        .file("dotfiles/base.yaml", "name: base\nextends: default\ngateway: {port: 20000}\n")
+        .file("project/sandbox.yaml", "name: proj\nextends: ../dotfiles/base.yaml\ngateway: {port: null}\n")
+        .args(["-p", "sandbox.yaml", "profile", "show"])
+        .run()
+        .success()
+        .stdout_contains("port: 18789");
+}
+
+#[test]
+fn show_output_is_itself_a_valid_profile() {
+    let t = Test::new();
+    let home = t.home();
+    let run = t.args(["-p", "strict-offline", "profile", "show"]).run().success();
+    std::fs::write(home.join("project/resolved.yaml"), run.stdout()).expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["-p", "resolved.yaml", "profile", "show"])
+        .current_dir(home.join("project"))
+        .env_clear()
+        .env("HOME", &home)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), run.stdout(), "show is a fixed point");
+}
+
+#[test]
+fn credential_folders_and_home_ancestors_are_never_mounted() {
+    for (host, needle) in [
+        ("~/.ssh", "inside `~/.ssh`"),
+        ("~/.aws/sub", "inside `~/.aws`"),
+        ("~/.config", "inside `~/.config`"),
+        ("~/..", "contains your home directory"),
+        ("/", "would expose the whole host"),
+    ] {
+        let t = Test::new().file(".ssh/id", "k").file(".aws/sub/c", "k");
+        let yaml = format!("name: x\nextends: default\nworkspaces:\n  - host: {host}\n");
+        t.profile("x", &yaml).args(["-p", "x", "profile", "validate"]).run().status(1).stderr_contains(needle);
+    }
+}
+
+#[test]
+fn secrets_file_rules() {
+    // Readable by others: a warning, still valid.
+    let t = Test::new()
+        .file("secrets/app.env", "A=1\n")
+        .profile("s", "name: s\nextends: default\nsecrets:\n  sources: [{file: ~/secrets/app.env}]\n");
+    std::fs::set_permissions(t.home().join("secrets/app.env"), std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    t.args(["-p", "s", "profile", "validate"]).run().success().stderr_contains("warning: `secrets.sources[0].file`: secrets file `[HOME]/secrets/app.env` is readable by other users (mode 644)").stderr_contains("chmod 600");
+    // Inside a mounted workspace: an error.
+    Test::new()
+        .file("project/.env", "A=1\n")
+        .profile("s", "name: s\nextends: default\nworkspaces: [{host: ~/project}]\nsecrets:\n  sources: [{file: ~/project/.env}]\n")
+        .args(["-p", "s", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("workspace `workspace` mounts the folder that holds secrets file");
+    // Two keys in one source item.
+    Test::new()
+        .profile("s", "name: s\nextends: default\nsecrets:\n  sources: [{env: [A], exec: [op]}]\n")
+        .args(["-p", "s", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("exactly one of `file`, `env` or `exec`");
+}
+
+#[test]
+fn guest_paths_must_not_overlap_or_hit_system_dirs() {
+    Test::new()
+        .file("data/x", "")
+        .profile("g", "name: g\nextends: default\nworkspaces:\n  - {host: ~/project, guest: /work}\n  - {host: ~/data, guest: /work/data}\n  - {host: ~/data, guest: /usr/local/x}\n")
+        .args(["-p", "g", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("`/work/data` overlaps workspace `work` at `/work`")
+        .stderr_contains("`/usr/local/x` is a system directory of the VM");
+}
+
+#[test]
+fn writable_workspace_and_bridge_tools_warn() {
+    Test::new()
+        .profile("w", "name: w\nextends: default\nworkspaces: [{host: ~/project, mode: writable}]\ntool_sandbox: {bridge_tools: [web_fetch]}\n")
+        .args(["-p", "w", "profile", "validate"])
+        .run()
+        .success()
+        .stderr_contains("warning: `workspaces[0].mode`: `writable` lets the VM change host files directly")
+        .stderr_contains("warning: `tool_sandbox.bridge_tools`: web_fetch get network access");
+}
+
+#[test]
+fn ranges_are_checked() {
+    Test::new()
+        .profile("r", "name: r\nextends: default\nvm: {cpus: 0, memory: 100MiB, disk: 1TiB}\nsync: {max_file_size: 1GiB, max_total_size: 10MiB}\n")
+        .args(["-p", "r", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("`vm.cpus`: 0 CPUs is outside 1 to 64")
+        .stderr_contains("`vm.memory`: 100MiB is outside the supported range 1GiB to 512GiB")
+        .stderr_contains("`sync.max_file_size`: 1GiB is more than `max_total_size` (10MiB)");
+}
+
+#[test]
+fn unreadable_and_malformed_files_are_clear_errors() {
+    Test::new()
+        .args(["-p", "./missing.yaml", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("error: cannot read profile `[HOME]/project/./missing.yaml`: No such file or directory");
+    Test::new()
+        .file("project/dir.yaml/x", "")
+        .args(["-p", "dir.yaml", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("cannot read profile");
+    Test::new()
+        .file("project/list.yaml", "- a\n- b\n")
+        .args(["-p", "list.yaml", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("list.yaml:1:1: invalid YAML: a profile must be a YAML mapping");
+    Test::new()
+        .file("project/bin.yaml", "name: \u{0}\n")
+        .args(["-p", "bin.yaml", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("invalid YAML");
+    Test::new()
+        .file("project/ext.yaml", "name: e\nextends: [a]\n")
+        .args(["-p", "ext.yaml", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("`extends` must be a profile name or a path");
+}
