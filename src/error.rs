@@ -5,6 +5,7 @@ use crate::exit_code::ExitCode;
 use crate::init::InitError;
 use crate::profile::ProfileError;
 use crate::render::RenderError;
+use crate::scan::ScanError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -14,6 +15,10 @@ pub(crate) enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Init(#[from] InitError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("{0}\n  help: see `sandbox help` for the command's options")]
+    Usage(String),
     #[error("cannot determine the current directory: {0}")]
     CurrentDir(std::io::Error),
     #[error("cannot write to standard output: {0}")]
@@ -21,9 +26,11 @@ pub(crate) enum Error {
 }
 
 impl Error {
-    /// Every error is a plain failure today; gate refusals get their own code with the gate.
     #[must_use]
     pub(crate) fn exit_code(&self) -> ExitCode {
-        ExitCode::Error
+        match self {
+            Error::Usage(_) => ExitCode::Usage,
+            _ => ExitCode::Error,
+        }
     }
 }

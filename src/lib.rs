@@ -10,6 +10,7 @@ pub(crate) mod init;
 pub(crate) mod lima;
 pub(crate) mod profile;
 pub(crate) mod render;
+pub(crate) mod scan;
 pub(crate) mod ui;
 
 use std::ffi::OsString;
@@ -38,8 +39,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return err.exit_code();
         }
     };
-    let command = cli::command::Command::from_args(cli.profile, cli.command, &env);
-    match command.execute(&env, &ui) {
+    let result = cli::command::Command::from_args(cli.profile, cli.command, &env).and_then(|c| c.execute(&env, &ui));
+    match result {
         Ok(code) => code,
         Err(err) => {
             ui.error(&err);

@@ -21,6 +21,11 @@ impl Ui {
         Ui { quiet, color }
     }
 
+    /// Whether data written to stdout may carry colour.
+    pub(crate) fn stdout_color(&self) -> bool {
+        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    }
+
     /// Write data to stdout. A closed pipe (`sandbox ... | head`) is not an error.
     pub(crate) fn data(&self, text: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();

@@ -7,4 +7,5 @@ mod error_messages;
 mod init;
 mod profile;
 mod render;
+mod scan;
 mod test;

@@ -35,6 +35,22 @@ pub(crate) enum CommandArgs {
     #[command(subcommand)]
     Profile(ProfileArgs),
 
+    /// Scan files for secrets with the built-in scanner (the same one the sync gate uses).
+    ///
+    /// Rules are the built-in ones, or a gitleaks-format TOML file given with --config
+    /// (`[extend] useDefault = true` extends the built-in rules). Binary files are scanned as
+    /// bytes; zip, gzip and tar archives are opened within limits. Anything that cannot be
+    /// scanned (unreadable, over the size limit, over the archive limits, not a regular file) is
+    /// reported as a finding, never skipped.
+    ///
+    /// By default `.gitleaksignore` (fingerprints, in each scanned folder) and `gitleaks:allow`
+    /// comments are honoured, since you are scanning your own files; --no-ignore-files turns
+    /// both off, as the sync gate always does for files written in the sandbox. A
+    /// `.gitleaks.toml` in the scanned tree is never read: pass it with --config.
+    ///
+    /// Exit status: 0 clean, 5 findings, 1 error.
+    Scan(ScanArgs),
+
     /// Create a profile with an interactive wizard.
     ///
     /// Writes `$XDG_CONFIG_HOME/sandbox/profiles/NAME.yaml`. Never overwrites without --force,
@@ -52,6 +68,48 @@ pub(crate) struct RenderArgs {
     /// Compare DIR with a fresh render; print a diff and exit 4 when they differ.
     #[arg(long, value_name = "DIR")]
     pub(crate) check: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// Files or folders to scan (default: the current folder).
+    #[arg(value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+
+    /// Rules in gitleaks' TOML format instead of the built-in rules.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = ScanFormat::Text)]
+    pub(crate) format: ScanFormat,
+
+    /// Ignore `.gitleaksignore` files and `gitleaks:allow` comments.
+    #[arg(long)]
+    pub(crate) no_ignore_files: bool,
+
+    /// Scan threads (default: one per CPU).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub(crate) threads: Option<usize>,
+
+    /// Files larger than this are reported as not scanned, e.g. 100MiB.
+    #[arg(long, value_name = "SIZE", default_value = "100MiB")]
+    pub(crate) max_file_size: String,
+
+    /// Run only this rule (by id). Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub(crate) enable_rule: Vec<String>,
+
+    /// Do not scan paths matching this glob (relative to the scanned folder). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScanFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Debug, Subcommand)]

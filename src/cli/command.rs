@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::cli::args::{CommandArgs, InitArgs, ProfileArgs, RenderArgs, ShowFormat};
+use crate::cli::args::{CommandArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat, ShowFormat};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -21,6 +21,17 @@ pub(crate) enum Command {
     ProfileShow { profile: ProfileSpec, json: bool },
     ProfileValidate { profile: ProfileSpec },
     Init(InitRequest),
+    Scan(ScanRequest),
+}
+
+/// `sandbox scan`, validated.
+#[derive(Debug)]
+pub(crate) struct ScanRequest {
+    pub(crate) paths: Vec<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) enable_rules: Vec<String>,
+    pub(crate) format: ScanFormat,
+    pub(crate) options: crate::scan::walk::WalkOptions,
 }
 
 #[derive(Debug)]
@@ -31,11 +42,11 @@ pub(crate) enum RenderTarget {
 }
 
 impl Command {
-    pub(crate) fn from_args(profile: Option<String>, command: CommandArgs, env: &Environment) -> Self {
+    pub(crate) fn from_args(profile: Option<String>, command: CommandArgs, env: &Environment) -> Result<Self, Error> {
         let spec = || {
             profile.as_deref().map_or_else(|| ProfileSpec::from_environment(env), |p| ProfileSpec::parse(p, &env.cwd))
         };
-        match command {
+        Ok(match command {
             CommandArgs::Render(RenderArgs { out, check }) => {
                 let target = match (out, check) {
                     (Some(dir), _) => RenderTarget::Out(env.cwd.join(dir)),
@@ -50,7 +61,8 @@ impl Command {
             }
             CommandArgs::Profile(ProfileArgs::Validate) => Command::ProfileValidate { profile: spec() },
             CommandArgs::Init(args) => Command::Init(init_request(args)),
-        }
+            CommandArgs::Scan(args) => return scan_request(args, env),
+        })
     }
 
     pub(crate) fn execute(self, env: &Environment, ui: &Ui) -> Result<ExitCode, Error> {
@@ -73,6 +85,7 @@ impl Command {
                 ui.info(&format!("profile `{}` is valid ({})", resolved.name, chain.join(" <- ")));
                 Ok(ExitCode::Ok)
             }
+            Command::Scan(request) => scan(&request, ui),
             Command::Init(request) => {
                 let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
                 let written = crate::init::run(&request, env, interactive)?;
@@ -83,6 +96,60 @@ impl Command {
                 Ok(ExitCode::Ok)
             }
         }
+    }
+}
+
+fn scan_request(args: ScanArgs, env: &Environment) -> Result<Command, Error> {
+    let max_file_size = crate::profile::ByteSize::parse(&args.max_file_size)
+        .map_err(|message| Error::Usage(format!("--max-file-size: {message}")))?
+        .bytes();
+    let exclude = if args.exclude.is_empty() {
+        None
+    } else {
+        let mut builder = globset::GlobSetBuilder::new();
+        for glob in &args.exclude {
+            builder
+                .add(globset::Glob::new(glob).map_err(|e| Error::Usage(format!("--exclude `{glob}`: {}", e.kind())))?);
+        }
+        Some(builder.build().map_err(|e| Error::Usage(format!("--exclude: {e}")))?)
+    };
+    let threads = match args.threads {
+        Some(0) => return Err(Error::Usage("--threads must be at least 1".into())),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+    };
+    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths };
+    let limits = crate::scan::archive::ArchiveLimits { max_member_bytes: max_file_size, ..Default::default() };
+    Ok(Command::Scan(ScanRequest {
+        paths,
+        config: args.config.map(|c| env.cwd.join(c)),
+        enable_rules: args.enable_rule,
+        format: args.format,
+        options: crate::scan::walk::WalkOptions {
+            max_file_size,
+            limits,
+            ignore_files: !args.no_ignore_files,
+            threads,
+            exclude,
+        },
+    }))
+}
+
+fn scan(request: &ScanRequest, ui: &Ui) -> Result<ExitCode, Error> {
+    let set = crate::scan::RuleSet::load(request.config.as_deref(), &request.enable_rules)?;
+    let findings = crate::scan::walk::scan_paths(&set, &request.paths, &request.options)?;
+    let out = match request.format {
+        ScanFormat::Text => crate::scan::report::text(&findings, ui.stdout_color()),
+        ScanFormat::Json => crate::scan::report::json(&findings),
+        ScanFormat::Sarif => crate::scan::report::sarif(&findings, &set),
+    };
+    ui.data(&out).map_err(Error::Stdout)?;
+    if findings.is_empty() {
+        ui.info("no secrets found");
+        Ok(ExitCode::Ok)
+    } else {
+        ui.info(&crate::scan::report::summary(&findings));
+        Ok(ExitCode::Findings)
     }
 }
 

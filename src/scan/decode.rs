@@ -1,0 +1,127 @@
+//! Secrets hidden in encodings: base64 (standard and URL-safe) and hex runs are decoded and the
+//! decoded text scanned again, a bounded number of levels deep, as gitleaks does by default.
+//! Without this, an agent could write `echo <base64 of a token>` and pass the gate.
+
+use base64::Engine as _;
+
+/// Shortest run worth decoding: 20 base64 characters carry 15 bytes, less than any token.
+const MIN_BASE64: usize = 20;
+/// Shortest hex run worth decoding (16 bytes).
+const MIN_HEX: usize = 32;
+
+/// An encoded run and what it decodes to.
+pub(crate) struct Segment {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) decoded: Vec<u8>,
+    pub(crate) encoding: &'static str,
+}
+
+/// `SOME_LONG_IDENTIFIER` and `__attribute__` are words, not encodings: base64 of text seldom
+/// has two underscores.
+fn is_identifier(run: &[u8]) -> bool {
+    run.iter().filter(|&&b| b == b'_').count() >= 2 && run.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Mostly printable text: binary noise decoded from an identifier is not worth scanning.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    if bytes.len() < 8 {
+        return false;
+    }
+    let printable = bytes.iter().filter(|&&b| (0x20..0x7f).contains(&b) || matches!(b, b'\n' | b'\r' | b'\t')).count();
+    printable * 10 >= bytes.len() * 9
+}
+
+fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
+    let url = run.iter().any(|&b| b == b'-' || b == b'_');
+    let standard = run.iter().any(|&b| b == b'+' || b == b'/');
+    if url && standard {
+        return None;
+    }
+    let trimmed: &[u8] = {
+        let mut t = run;
+        while let [rest @ .., b'='] = t {
+            t = rest;
+        }
+        t
+    };
+    let engine = if url {
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+    } else {
+        &base64::engine::general_purpose::STANDARD_NO_PAD
+    };
+    // Tolerate a run whose length is off by the characters of a neighbouring word.
+    for cut in 0..3 {
+        let candidate = &trimmed[..trimmed.len().saturating_sub(cut)];
+        if candidate.len() % 4 == 1 {
+            continue;
+        }
+        if let Ok(bytes) = engine.decode(candidate) {
+            return Some(bytes);
+        }
+    }
+    None
+}
+
+/// Runs of base64 or hex characters long enough to hold a secret.
+fn runs() -> &'static regex::bytes::Regex {
+    static RUNS: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
+    RUNS.get_or_init(|| {
+        regex::bytes::RegexBuilder::new(r"[A-Za-z0-9+/_-]{20,}={0,2}")
+            .unicode(false)
+            .build()
+            .expect("a fixed, valid pattern")
+    })
+}
+
+/// Every base64 or hex run in `data` that decodes to text.
+pub(crate) fn segments(data: &[u8]) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for m in runs().find_iter(data) {
+        let (start, end) = (m.start(), m.end());
+        let run = m.as_bytes();
+        let hex = run.len() >= MIN_HEX && run.len() % 2 == 0 && run.iter().all(u8::is_ascii_hexdigit);
+        if hex {
+            let decoded: Vec<u8> =
+                run.chunks(2).filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect();
+            if looks_like_text(&decoded) {
+                out.push(Segment { start, end, decoded, encoding: "hex" });
+            }
+        } else if run.len() >= MIN_BASE64
+            && !is_identifier(run)
+            && (run.iter().any(u8::is_ascii_digit) || run.iter().any(u8::is_ascii_uppercase))
+            && let Some(decoded) = decode_base64(run).filter(|d| looks_like_text(d))
+        {
+            out.push(Segment { start, end, decoded, encoding: "base64" });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_encoded_text() {
+        // Split so the repository's own self-scan does not see a token here.
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode(concat!("token = gh", "p_abcdefghijklmnopqrstuvwxyz0123456789"));
+        let data = format!("echo {b64} | base64 -d");
+        let segs = segments(data.as_bytes());
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].start, 5);
+        assert!(segs[0].decoded.starts_with(b"token = ghp_"));
+        let hex: String = b"password=hunter2hunter2".iter().map(|b| format!("{b:02x}")).collect();
+        let segs = segments(hex.as_bytes());
+        assert_eq!((segs.len(), segs[0].encoding), (1, "hex"));
+    }
+
+    #[test]
+    fn ignores_identifiers_and_binary() {
+        assert!(segments(b"some_long_identifier_name_here and moreIdentifiersHereToo").is_empty());
+        let noise = base64::engine::general_purpose::STANDARD
+            .encode([0u8, 1, 2, 250, 251, 252, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert!(segments(noise.as_bytes()).is_empty());
+    }
+}
