@@ -63,24 +63,58 @@ fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Runs of base64 or hex characters long enough to hold a secret.
-fn runs() -> &'static regex::bytes::Regex {
-    static RUNS: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
-    RUNS.get_or_init(|| {
-        regex::bytes::RegexBuilder::new(r"[A-Za-z0-9+/_-]{20,}={0,2}")
-            .unicode(false)
-            .build()
-            .expect("a fixed, valid pattern")
-    })
+/// Bytes of the base64 alphabets (standard and URL-safe).
+const B64: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
+
+/// Runs of at least `MIN_BASE64` alphabet bytes (plus up to two `=`), found by probing every
+/// `MIN_BASE64`-th byte: a run that long must contain a probed byte, so most text is skipped.
+fn runs(data: &[u8]) -> Vec<(usize, usize)> {
+    let in_alphabet = |i: usize| B64[usize::from(data[i])];
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + MIN_BASE64 <= data.len() {
+        let probe = i + MIN_BASE64 - 1;
+        if !in_alphabet(probe) {
+            i = probe + 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > i && in_alphabet(start - 1) {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < data.len() && in_alphabet(end) {
+            end += 1;
+        }
+        if end - start >= MIN_BASE64 {
+            let mut padded = end;
+            while padded < data.len() && padded - end < 2 && data[padded] == b'=' {
+                padded += 1;
+            }
+            out.push((start, padded));
+            i = padded;
+        } else {
+            i = end;
+        }
+    }
+    out
 }
 
 /// Every base64 or hex run in `data` that decodes to text.
 pub(crate) fn segments(data: &[u8]) -> Vec<Segment> {
     let mut out = Vec::new();
-    for m in runs().find_iter(data) {
-        let (start, end) = (m.start(), m.end());
-        let run = m.as_bytes();
-        let hex = run.len() >= MIN_HEX && run.len() % 2 == 0 && run.iter().all(u8::is_ascii_hexdigit);
+    for (start, end) in runs(data) {
+        let run = &data[start..end];
+        let hex = run.len() >= MIN_HEX && run.len().is_multiple_of(2) && run.iter().all(u8::is_ascii_hexdigit);
         if hex {
             let decoded: Vec<u8> =
                 run.chunks(2).filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect();
@@ -115,6 +149,16 @@ mod tests {
         let hex: String = b"password=hunter2hunter2".iter().map(|b| format!("{b:02x}")).collect();
         let segs = segments(hex.as_bytes());
         assert_eq!((segs.len(), segs[0].encoding), (1, "hex"));
+    }
+
+    #[test]
+    fn runs_are_found_wherever_they_start() {
+        for prefix in 0..25 {
+            let text = format!("{}{}!{}", "a b ".repeat(prefix), "x".repeat(20), "y".repeat(19));
+            assert_eq!(runs(text.as_bytes()), [(prefix * 4, prefix * 4 + 20)], "{prefix}");
+        }
+        assert_eq!(runs(b"abc=="), []);
+        assert_eq!(runs(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ=="), [(0, 28)]);
     }
 
     #[test]

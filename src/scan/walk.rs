@@ -36,36 +36,34 @@ fn display(root: &Path, rel: &Path) -> String {
     if rel.as_os_str().is_empty() { root.display().to_string() } else { root.join(rel).display().to_string() }
 }
 
-fn collect(root: &Path, opts: &WalkOptions, out: &mut Vec<Entry>) -> Result<(), ScanError> {
+/// The entries under one root, lazily: a large tree is never held in memory as a list.
+fn entries<'a>(
+    root: &'a Path,
+    opts: &'a WalkOptions,
+) -> Result<Box<dyn Iterator<Item = Entry> + Send + 'a>, ScanError> {
     let meta =
         std::fs::symlink_metadata(root).map_err(|source| ScanError::Root { path: root.to_path_buf(), source })?;
     if !meta.is_dir() {
-        let display = root.display().to_string();
-        out.push(classify(root, &meta, display));
-        return Ok(());
+        return Ok(Box::new(std::iter::once(classify(root, &meta, root.display().to_string()))));
     }
-    for entry in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
+    let walk = walkdir::WalkDir::new(root).follow_links(false).into_iter().filter_map(move |entry| {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
                 let at = e.path().map_or_else(|| root.display().to_string(), |p| p.display().to_string());
-                out.push(Entry::Problem { display: at, reason: format!("cannot read: {e}") });
-                continue;
+                return Some(Entry::Problem { display: at, reason: format!("cannot read: {e}") });
             }
         };
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        if opts.exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
-            continue;
+        if entry.file_type().is_dir() || opts.exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
+            return None;
         }
-        if entry.file_type().is_dir() {
-            continue;
-        }
-        match entry.metadata() {
-            Ok(meta) => out.push(classify(entry.path(), &meta, display(root, rel))),
-            Err(e) => out.push(Entry::Problem { display: display(root, rel), reason: format!("cannot read: {e}") }),
-        }
-    }
-    Ok(())
+        Some(match entry.metadata() {
+            Ok(meta) => classify(entry.path(), &meta, display(root, rel)),
+            Err(e) => Entry::Problem { display: display(root, rel), reason: format!("cannot read: {e}") },
+        })
+    });
+    Ok(Box::new(walk))
 }
 
 fn classify(path: &Path, meta: &std::fs::Metadata, display: String) -> Entry {
@@ -126,16 +124,16 @@ fn scan_entry(set: &RuleSet, entry: &Entry, opts: &WalkOptions) -> Vec<Finding> 
 
 /// Scan every file under `roots`; findings are sorted by path, line and rule.
 pub(crate) fn scan_paths(set: &RuleSet, roots: &[PathBuf], opts: &WalkOptions) -> Result<Vec<Finding>, ScanError> {
-    let mut entries = Vec::new();
+    let mut walks = Vec::with_capacity(roots.len());
     for root in roots {
-        collect(root, opts, &mut entries)?;
+        walks.push(entries(root, opts)?);
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
         .map_err(|e| ScanError::Threads { threads: opts.threads, message: e.to_string() })?;
-    let mut findings: Vec<Finding> =
-        pool.install(|| entries.par_iter().flat_map_iter(|e| scan_entry(set, e, opts)).collect());
+    let mut findings: Vec<Finding> = pool
+        .install(|| walks.into_iter().flatten().par_bridge().flat_map_iter(|e| scan_entry(set, &e, opts)).collect());
     if opts.ignore_files {
         let ignored = ignored_fingerprints(roots);
         findings.retain(|f| !ignored.contains(&f.fingerprint) && !ignored.contains(&strip_root(&f.fingerprint, roots)));
