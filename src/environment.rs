@@ -10,6 +10,8 @@ pub(crate) struct Environment {
     pub(crate) cwd: PathBuf,
     /// `$XDG_CONFIG_HOME`, else `~/.config` (on macOS too: dotfiles keep profiles there).
     pub(crate) config_dir: PathBuf,
+    /// `$XDG_STATE_HOME`, else `~/.local/state`: baselines, journals, audit log.
+    pub(crate) state_dir: PathBuf,
     /// `$SANDBOX_PROFILE`.
     pub(crate) profile: Option<String>,
 }
@@ -24,6 +26,7 @@ impl Environment {
         };
         Ok(Environment {
             config_dir: xdg("XDG_CONFIG_HOME", ".config"),
+            state_dir: xdg("XDG_STATE_HOME", ".local/state"),
             profile: std::env::var("SANDBOX_PROFILE").ok().filter(|s| !s.is_empty()),
             home,
             cwd,
@@ -55,7 +58,13 @@ mod tests {
     use super::*;
 
     fn env() -> Environment {
-        Environment { home: "/home/u".into(), cwd: "/cwd".into(), config_dir: "/home/u/.config".into(), profile: None }
+        Environment {
+            home: "/home/u".into(),
+            cwd: "/cwd".into(),
+            config_dir: "/home/u/.config".into(),
+            state_dir: "/home/u/.local/state".into(),
+            profile: None,
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::init::InitError;
 use crate::profile::ProfileError;
 use crate::render::RenderError;
 use crate::scan::ScanError;
+use crate::sync::SyncError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -17,6 +18,8 @@ pub(crate) enum Error {
     Init(#[from] InitError),
     #[error(transparent)]
     Scan(#[from] ScanError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     #[error("{0}\n  help: see `sandbox help` for the command's options")]
     Usage(String),
     #[error("cannot determine the current directory: {0}")]

@@ -11,6 +11,7 @@ pub(crate) mod lima;
 pub(crate) mod profile;
 pub(crate) mod render;
 pub(crate) mod scan;
+pub(crate) mod sync;
 pub(crate) mod ui;
 
 use std::ffi::OsString;

@@ -8,4 +8,5 @@ mod init;
 mod profile;
 mod render;
 mod scan;
+mod sync;
 mod test;

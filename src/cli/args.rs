@@ -51,6 +51,13 @@ pub(crate) enum CommandArgs {
     /// Exit status: 0 clean, 5 findings, 1 error.
     Scan(ScanArgs),
 
+    /// Record the baseline of a host workspace: what the VM's read-only lower layer shows.
+    ///
+    /// The sync gate interprets the overlay's changes against it: a deletion in the VM deletes
+    /// only what the baseline lists, and a host file that changed since is a conflict. Stored
+    /// privately under `$XDG_STATE_HOME/sandbox/baselines/`; `up`, `reset` and every sync refresh it.
+    Baseline(BaselineArgs),
+
     /// Create a profile with an interactive wizard.
     ///
     /// Writes `$XDG_CONFIG_HOME/sandbox/profiles/NAME.yaml`. Never overwrites without --force,
@@ -68,6 +75,17 @@ pub(crate) struct RenderArgs {
     /// Compare DIR with a fresh render; print a diff and exit 4 when they differ.
     #[arg(long, value_name = "DIR")]
     pub(crate) check: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BaselineArgs {
+    /// The host workspace folder.
+    #[arg(value_name = "HOST_DIR")]
+    pub(crate) dir: PathBuf,
+
+    /// Hashing threads (default: one per CPU).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub(crate) threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

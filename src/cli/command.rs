@@ -3,7 +3,9 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::cli::args::{CommandArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat, ShowFormat};
+use crate::cli::args::{
+    BaselineArgs, CommandArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat, ShowFormat,
+};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -22,6 +24,7 @@ pub(crate) enum Command {
     ProfileValidate { profile: ProfileSpec },
     Init(InitRequest),
     Scan(ScanRequest),
+    Baseline { dir: PathBuf, threads: usize },
 }
 
 /// `sandbox scan`, validated.
@@ -62,6 +65,14 @@ impl Command {
             CommandArgs::Profile(ProfileArgs::Validate) => Command::ProfileValidate { profile: spec() },
             CommandArgs::Init(args) => Command::Init(init_request(args)),
             CommandArgs::Scan(args) => return scan_request(args, env),
+            CommandArgs::Baseline(BaselineArgs { dir, threads }) => Command::Baseline {
+                dir: env.cwd.join(dir),
+                threads: match threads {
+                    Some(0) => return Err(Error::Usage("--threads must be at least 1".into())),
+                    Some(n) => n,
+                    None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                },
+            },
         })
     }
 
@@ -86,6 +97,23 @@ impl Command {
                 Ok(ExitCode::Ok)
             }
             Command::Scan(request) => scan(&request, ui),
+            Command::Baseline { dir, threads } => {
+                let manifest = crate::sync::manifest::record(&dir, threads)?;
+                if let Some(previous) = crate::sync::store::load_baseline(&env.state_dir, &manifest.root)? {
+                    let changed = crate::sync::manifest::changed_paths(&previous, &manifest);
+                    ui.info(&format!("{changed} paths changed since the previous baseline"));
+                }
+                let path = crate::sync::store::save_baseline(&env.state_dir, &manifest)?;
+                ui.info(&format!(
+                    "recorded the baseline of {}: {} entries, {} files, {} ({})",
+                    manifest.root.display(),
+                    manifest.entries.len(),
+                    manifest.files(),
+                    crate::profile::ByteSize(manifest.bytes()),
+                    path.display()
+                ));
+                Ok(ExitCode::Ok)
+            }
             Command::Init(request) => {
                 let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
                 let written = crate::init::run(&request, env, interactive)?;

@@ -146,6 +146,7 @@ mod tests {
             home: home.path().to_path_buf(),
             cwd: project.clone(),
             config_dir: home.path().join(".config"),
+            state_dir: home.path().join(".local/state"),
             profile: None,
         };
         let spec = match yaml {
