@@ -69,42 +69,55 @@ pub(crate) struct Upper {
     pub(crate) refusals: Vec<Refusal>,
 }
 
-fn refuse(out: &mut Upper, path: &str, code: &'static str, message: impl Into<String>) {
+pub(crate) fn refuse(out: &mut Upper, path: &str, code: &'static str, message: impl Into<String>) {
     out.refusals.push(Refusal { path: path.to_owned(), code, message: message.into() });
 }
 
-/// Apply §1.8 to one entry's xattrs; returns whether it is marked opaque.
-fn check_xattrs(out: &mut Upper, full: &Path, path: &str, is_dir: bool, is_root: bool, ns: Namespace) -> bool {
+/// The extended attributes of a file on disk (not following symlinks), as (name, value) pairs.
+fn xattrs_of(out: &mut Upper, full: &Path, path: &str) -> Vec<(String, Vec<u8>)> {
     let names = match xattr::list(full) {
         Ok(names) => names,
         Err(e) => {
             refuse(out, path, "E_XATTR", format!("cannot list extended attributes: {e}"));
-            return false;
+            return Vec::new();
         }
     };
-    let mut opaque = false;
+    let mut pairs = Vec::new();
     for name in names {
-        let Some(name) = name.to_str().map(str::to_owned) else {
+        let Some(text) = name.to_str().map(str::to_owned) else {
             refuse(out, path, "E_XATTR", "an extended attribute name is not UTF-8");
             continue;
         };
+        let value = xattr::get(full, &name).ok().flatten().unwrap_or_default();
+        pairs.push((text, value));
+    }
+    pairs
+}
+
+/// Apply §1.8 to one entry's xattrs; returns whether it is marked opaque. Shared by the
+/// directory reader and the tar-stream reader (PAX `SCHILY.xattr.*` records).
+pub(crate) fn check_xattrs(
+    out: &mut Upper,
+    xattrs: &[(String, Vec<u8>)],
+    path: &str,
+    is_dir: bool,
+    is_root: bool,
+    ns: Namespace,
+) -> bool {
+    let mut opaque = false;
+    for (name, value) in xattrs {
         if let Some(key) = name.strip_prefix(ns.prefix()) {
             match key {
-                "opaque" => {
-                    let value = xattr::get(full, &name).ok().flatten().unwrap_or_default();
-                    match value.as_slice() {
-                        b"y" if is_dir && !is_root => opaque = true,
-                        b"x" => {
-                            refuse(out, path, "E_XWHITEOUT", "opaque=x (xattr whiteouts) is not produced by overlayfs")
-                        }
-                        _ => refuse(
-                            out,
-                            path,
-                            "E_OPAQUE_ANOMALY",
-                            "an opaque marker the kernel would ignore (wrong value, non-directory or root)",
-                        ),
-                    }
-                }
+                "opaque" => match value.as_slice() {
+                    b"y" if is_dir && !is_root => opaque = true,
+                    b"x" => refuse(out, path, "E_XWHITEOUT", "opaque=x (xattr whiteouts) is not produced by overlayfs"),
+                    _ => refuse(
+                        out,
+                        path,
+                        "E_OPAQUE_ANOMALY",
+                        "an opaque marker the kernel would ignore (wrong value, non-directory or root)",
+                    ),
+                },
                 "whiteout" => refuse(out, path, "E_XWHITEOUT", "xattr whiteouts are not produced by overlayfs"),
                 "redirect" => refuse(
                     out,
@@ -127,7 +140,7 @@ fn check_xattrs(out: &mut Upper, full: &Path, path: &str, is_dir: bool, is_root:
                 "origin" | "impure" => {}
                 "uuid" if is_root => {}
                 "protattr" => {
-                    out.warnings.push(format!("{path}: immutable/append-only flags set in the VM are not applied"))
+                    out.warnings.push(format!("{path}: immutable/append-only flags set in the VM are not applied"));
                 }
                 escaped if escaped.starts_with("overlay.") => {
                     out.warnings
@@ -147,7 +160,8 @@ fn check_xattrs(out: &mut Upper, full: &Path, path: &str, is_dir: bool, is_root:
 /// Read the upper directory `root`.
 pub(crate) fn read(root: &Path, ns: Namespace) -> std::io::Result<Upper> {
     let mut out = Upper::default();
-    check_xattrs(&mut out, root, "", true, true, ns);
+    let root_xattrs = xattrs_of(&mut out, root, "");
+    check_xattrs(&mut out, &root_xattrs, "", true, true, ns);
     for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1).sort_by_file_name() {
         let entry = entry.map_err(|e| e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")))?;
         let full = entry.path();
@@ -159,13 +173,14 @@ pub(crate) fn read(root: &Path, ns: Namespace) -> std::io::Result<Upper> {
         let meta = std::fs::symlink_metadata(full)?;
         let ft = meta.file_type();
         let mode = meta.permissions().mode() & 0o7777;
+        let xattrs = xattrs_of(&mut out, full, &path);
         let kind = if ft.is_char_device() && meta.rdev() == 0 {
-            check_xattrs(&mut out, full, &path, false, false, ns);
+            check_xattrs(&mut out, &xattrs, &path, false, false, ns);
             UpperKind::Whiteout
         } else if ft.is_dir() {
-            UpperKind::Dir { opaque: check_xattrs(&mut out, full, &path, true, false, ns) }
+            UpperKind::Dir { opaque: check_xattrs(&mut out, &xattrs, &path, true, false, ns) }
         } else if ft.is_symlink() {
-            check_xattrs(&mut out, full, &path, false, false, ns);
+            check_xattrs(&mut out, &xattrs, &path, false, false, ns);
             let target = std::fs::read_link(full)?;
             match target.to_str() {
                 Some(t) => UpperKind::Symlink { target: t.to_owned() },
@@ -175,7 +190,7 @@ pub(crate) fn read(root: &Path, ns: Namespace) -> std::io::Result<Upper> {
                 }
             }
         } else if ft.is_file() {
-            check_xattrs(&mut out, full, &path, false, false, ns);
+            check_xattrs(&mut out, &xattrs, &path, false, false, ns);
             UpperKind::File { size: meta.len(), sha256: sha256_file(full)? }
         } else {
             refuse(&mut out, &path, "E_SPECIAL", "a device, FIFO or socket cannot be synced");
