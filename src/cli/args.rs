@@ -58,6 +58,15 @@ pub(crate) enum CommandArgs {
     /// privately under `$XDG_STATE_HOME/sandbox/baselines/`; `up`, `reset` and every sync refresh it.
     Baseline(BaselineArgs),
 
+    /// Bring the VM's changes to a host workspace through the gate.
+    ///
+    /// Reads the overlay upper (a directory, or a PAX tar stream with its declared entry count
+    /// and byte total), interprets it against the workspace's baseline, checks path policy,
+    /// conflicts with host changes and secrets (on the exact bytes to be written), shows a
+    /// preview, and applies transactionally with backups. Exit 0 applied or nothing to do,
+    /// 3 refused by the gate, 1 error.
+    Sync(SyncArgs),
+
     /// Create a profile with an interactive wizard.
     ///
     /// Writes `$XDG_CONFIG_HOME/sandbox/profiles/NAME.yaml`. Never overwrites without --force,
@@ -75,6 +84,57 @@ pub(crate) struct RenderArgs {
     /// Compare DIR with a fresh render; print a diff and exit 4 when they differ.
     #[arg(long, value_name = "DIR")]
     pub(crate) check: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// The overlay upper directory (read as root).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["from_tar", "undo"])]
+    pub(crate) from_dir: Option<PathBuf>,
+
+    /// The upper as a PAX tar stream (`-` for stdin); needs --entries and --bytes.
+    #[arg(long, value_name = "FILE|-", requires_all = ["entries", "bytes"], conflicts_with = "undo")]
+    pub(crate) from_tar: Option<PathBuf>,
+
+    /// Entries the VM counted in the stream (everything under the upper but its root).
+    #[arg(long, value_name = "N")]
+    pub(crate) entries: Option<u64>,
+
+    /// Bytes of regular-file content the VM counted in the stream.
+    #[arg(long, value_name = "N")]
+    pub(crate) bytes: Option<u64>,
+
+    /// The host workspace to update.
+    #[arg(long, value_name = "HOST_DIR")]
+    pub(crate) to: PathBuf,
+
+    /// Show the preview and stop.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Apply without asking. Still refuses on any refusal, conflict or finding, and never
+    /// applies review-tier paths (they need a person).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// Print the plan and the checks as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// What to do with a path changed both on the host (since the baseline) and in the VM.
+    #[arg(long, value_enum, default_value_t = ConflictArg::Refuse)]
+    pub(crate) on_conflict: ConflictArg,
+
+    /// Restore the last applied sync from its backups (refuses if a file changed since).
+    #[arg(long)]
+    pub(crate) undo: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ConflictArg {
+    Refuse,
+    KeepHost,
+    TakeVm,
 }
 
 #[derive(Debug, Args)]

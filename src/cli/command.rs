@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::cli::args::{
-    BaselineArgs, CommandArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat, ShowFormat,
+    BaselineArgs, CommandArgs, ConflictArg, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat, ShowFormat,
+    SyncArgs,
 };
 use crate::environment::Environment;
 use crate::error::Error;
@@ -25,6 +26,8 @@ pub(crate) enum Command {
     Init(InitRequest),
     Scan(ScanRequest),
     Baseline { dir: PathBuf, threads: usize },
+    Sync { profile: ProfileSpec, request: crate::sync::gate::Request, json: bool },
+    Undo { profile: ProfileSpec, host: PathBuf },
 }
 
 /// `sandbox scan`, validated.
@@ -65,6 +68,7 @@ impl Command {
             CommandArgs::Profile(ProfileArgs::Validate) => Command::ProfileValidate { profile: spec() },
             CommandArgs::Init(args) => Command::Init(init_request(args)),
             CommandArgs::Scan(args) => return scan_request(args, env),
+            CommandArgs::Sync(args) => sync_command(args, spec(), env)?,
             CommandArgs::Baseline(BaselineArgs { dir, threads }) => Command::Baseline {
                 dir: env.cwd.join(dir),
                 threads: match threads {
@@ -97,6 +101,16 @@ impl Command {
                 Ok(ExitCode::Ok)
             }
             Command::Scan(request) => scan(&request, ui),
+            Command::Sync { profile, request, json } => sync(&profile, &request, json, env, ui),
+            Command::Undo { profile, host } => {
+                let profile = load(&profile, env, ui)?;
+                let left = crate::sync::gate::undo(&host, &profile, &env.state_dir)?;
+                ui.info("undid the last sync");
+                if !left.is_empty() {
+                    ui.info(&format!("these directories now hold host files and were kept: {}", left.join(", ")));
+                }
+                Ok(ExitCode::Ok)
+            }
             Command::Baseline { dir, threads } => {
                 let manifest = crate::sync::manifest::record(&dir, threads)?;
                 if let Some(previous) = crate::sync::store::load_baseline(&env.state_dir, &manifest.root)? {
@@ -125,6 +139,159 @@ impl Command {
             }
         }
     }
+}
+
+fn sync_command(args: SyncArgs, profile: ProfileSpec, env: &Environment) -> Result<Command, Error> {
+    let host = env.cwd.join(&args.to);
+    if args.undo {
+        return Ok(Command::Undo { profile, host });
+    }
+    let source = match (args.from_dir, args.from_tar) {
+        (Some(dir), None) => crate::sync::gate::Source::Dir(env.cwd.join(dir)),
+        (None, Some(tar)) => crate::sync::gate::Source::Tar {
+            path: if tar.as_os_str() == "-" { tar } else { env.cwd.join(tar) },
+            entries: args.entries.unwrap_or_default(),
+            bytes: args.bytes.unwrap_or_default(),
+        },
+        _ => return Err(Error::Usage("give the VM's changes with --from-dir DIR or --from-tar FILE|-".into())),
+    };
+    let on_conflict = match args.on_conflict {
+        ConflictArg::Refuse => crate::sync::apply::OnConflict::Refuse,
+        ConflictArg::KeepHost => crate::sync::apply::OnConflict::KeepHost,
+        ConflictArg::TakeVm => crate::sync::apply::OnConflict::TakeVm,
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let request =
+        crate::sync::gate::Request { source, host, dry_run: args.dry_run, yes: args.yes, on_conflict, interactive };
+    Ok(Command::Sync { profile, request, json: args.json })
+}
+
+fn sync(
+    spec: &ProfileSpec,
+    request: &crate::sync::gate::Request,
+    json: bool,
+    env: &Environment,
+    ui: &Ui,
+) -> Result<ExitCode, Error> {
+    use crate::sync::gate::Decision;
+    let profile = load(spec, env, ui)?;
+    let ask_first = profile.sync.confirm && !request.yes;
+    let mut confirm = |report: &crate::sync::gate::Report| -> bool {
+        if !request.interactive {
+            return false;
+        }
+        if !json {
+            let _ = ui.data(&preview(report));
+        }
+        for path in &report.review {
+            let ok = dialoguer::Confirm::new()
+                .with_prompt(format!("Approve {}?", crate::ui::sanitize(path)))
+                .default(false)
+                .interact()
+                .unwrap_or(false);
+            if !ok {
+                return false;
+            }
+        }
+        !ask_first
+            || dialoguer::Confirm::new()
+                .with_prompt("Apply these changes to the host?")
+                .default(false)
+                .interact()
+                .unwrap_or(false)
+    };
+    let report = crate::sync::gate::run(request, &profile, &env.state_dir, &mut confirm)?;
+    if let Some(message) = &report.recovered {
+        ui.info(message);
+    }
+    if json {
+        ui.data(&(serde_json::to_string_pretty(&report).expect("the report serialises") + "\n"))
+            .map_err(Error::Stdout)?;
+    } else if !(request.interactive && matches!(report.decision, Decision::Applied | Decision::Declined)) {
+        ui.data(&preview(&report)).map_err(Error::Stdout)?;
+    }
+    Ok(match report.decision {
+        Decision::Applied => {
+            ui.info(&format!(
+                "applied {} operations to {}; `sandbox sync --undo --to {}` restores the previous state",
+                report.ops.len(),
+                report.host.display(),
+                report.host.display()
+            ));
+            ExitCode::Ok
+        }
+        Decision::NothingToDo => {
+            ui.info("nothing to do: the host already matches the VM");
+            ExitCode::Ok
+        }
+        Decision::DryRun => {
+            ui.info("dry run: nothing was written");
+            ExitCode::Ok
+        }
+        Decision::Declined => {
+            ui.info("not applied");
+            ExitCode::GateRefused
+        }
+        Decision::Refused => {
+            ui.info("refused by the gate: nothing was written");
+            ExitCode::GateRefused
+        }
+    })
+}
+
+/// The human preview: summary, operations, checks, diffs.
+fn preview(report: &crate::sync::gate::Report) -> String {
+    let mut out = String::new();
+    let count = |op: &str| report.ops.iter().filter(|o| o.op == op).count();
+    let bytes: u64 = report.ops.iter().filter_map(|o| o.bytes).sum();
+    out.push_str(&format!(
+        "sync into {}: {} writes ({}), {} symlinks, {} new dirs, {} deletions, {} mode changes\n",
+        report.host.display(),
+        count("write"),
+        crate::profile::ByteSize(bytes),
+        count("symlink"),
+        count("mkdir"),
+        count("delete"),
+        count("chmod")
+    ));
+    for op in &report.ops {
+        out.push_str(&format!("  {:<7} {}\n", op.op, crate::ui::sanitize(&op.path)));
+    }
+    let section = |out: &mut String, title: &str, items: &[String]| {
+        if !items.is_empty() {
+            out.push_str(&format!("{title}:\n"));
+            for item in items {
+                out.push_str(&format!("  {}\n", crate::ui::sanitize(item)));
+            }
+        }
+    };
+    section(&mut out, "refused (upper)", &report.refusals);
+    section(&mut out, "refused (policy)", &report.policy);
+    section(&mut out, "needs approval", &report.review);
+    let conflicts: Vec<String> = report.conflicts.iter().map(|c| format!("{}: {}", c.path, c.message)).collect();
+    section(&mut out, "conflicts (use --on-conflict keep-host|take-vm)", &conflicts);
+    let findings: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| {
+            if f.is_unscannable() {
+                format!("{}: not scanned: {}", f.path, f.description)
+            } else {
+                format!("{}:{}:{} {} {}", f.path, f.line, f.column, f.rule_id, f.redacted)
+            }
+        })
+        .collect();
+    section(&mut out, "secrets found (blocking)", &findings);
+    if report.preexisting_findings > 0 {
+        out.push_str(&format!(
+            "{} findings already present in the host's files (not blocking)\n",
+            report.preexisting_findings
+        ));
+    }
+    section(&mut out, "excluded by the workspace's exclude globs", &report.excluded);
+    section(&mut out, "notes", &report.notes);
+    out.push_str(&report.diffs);
+    out
 }
 
 fn scan_request(args: ScanArgs, env: &Environment) -> Result<Command, Error> {

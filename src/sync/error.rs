@@ -16,6 +16,26 @@ pub(crate) enum SyncError {
     #[error("baseline `{}` is unreadable or damaged: {message}\n  help: record it again with `sandbox baseline {}`", path.display(), root.display())]
     Corrupt { path: PathBuf, root: PathBuf, message: String },
 
+    #[error("no baseline for `{}`: the gate cannot tell what the VM saw\n  help: run `sandbox baseline {}` (or `sandbox up`) before the agent starts, then sync", path.display(), path.display())]
+    NoBaseline { path: PathBuf },
+
+    #[error(
+        "`{path}` changed in the upper while the sync was running\n  help: stop the agent (or run `sync` after `down`) and try again"
+    )]
+    Changed { path: String },
+
+    #[error("invalid sync policy in the profile: {message}")]
+    Policy { message: String },
+
+    #[error("{message}")]
+    Scanner { message: String },
+
+    #[error("there is no applied sync to undo for `{}`", path.display())]
+    NothingToUndo { path: PathBuf },
+
+    #[error("cannot undo: these paths changed since the sync: {}\n  help: restore or move them, then run `sandbox sync --undo` again", paths.join(", "))]
+    ChangedSinceSync { paths: Vec<String> },
+
     #[error("baseline `{}` has format version {found}, this sandbox reads version {expected}\n  help: record it again with `sandbox baseline {}`", path.display(), root.display())]
     Version { path: PathBuf, root: PathBuf, found: u32, expected: u32 },
 }

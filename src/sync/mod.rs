@@ -1,18 +1,22 @@
 //! The sync gate: the only way changes made in the VM reach the host.
 //!
-//! This is being built in stages (issue 4). Present: the baseline manifest of a workspace
-//! (`manifest`) and its private versioned store (`store`), used by `sandbox baseline`; reading
-//! an overlay upper with the xattr decision table (`upper`); and its interpretation against the
-//! baseline into exact operations (`plan`). Still to come, in this order: policy, scan of staged
-//! bytes, preview, journaled apply with recovery, undo, audit log — and only then `sandbox sync`.
+//! `gate` runs the pipeline (docs/sync.md): `store`/`manifest` (the baseline), `upper` or `tar`
+//! (the VM's changes, validated), `plan` (exact operations), `policy`, `apply::check_conflicts`
+//! against the live host (`host`, never following symlinks), staging and the secret scan, the
+//! preview, then `apply` (journal, backups, atomic writes), recovery and undo.
+//!
+//! Invariant: `apply` is the only code that writes into a host workspace, and only after every
+//! check has passed on the same plan.
 
+pub(crate) mod apply;
 pub(crate) mod error;
+pub(crate) mod gate;
+pub(crate) mod host;
 pub(crate) mod manifest;
-// Not yet reachable from the command line: `sandbox sync` arrives with the apply step.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod plan;
+pub(crate) mod policy;
 pub(crate) mod store;
-#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod tar;
 pub(crate) mod upper;
 
 pub(crate) use error::SyncError;

@@ -1,0 +1,436 @@
+//! The gate: upper → plan → policy → conflicts → stage → scan → preview → apply → verify →
+//! baseline → audit, in that order, stopping at the first stage that refuses.
+//!
+//! Invariants: nothing is written to the host workspace before every check has passed on the
+//! same plan; the scanner sees the staged bytes that will be written, never a second read of the
+//! source; an unfinished apply from an earlier run is rolled back before anything else.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::profile::{Profile, SecretRules};
+use crate::scan::RuleSet;
+use crate::scan::finding::Finding;
+use crate::sync::apply::{self, Conflict, OnConflict, Record};
+use crate::sync::error::SyncError;
+use crate::sync::host::Host;
+use crate::sync::manifest::{self, hex};
+use crate::sync::plan::{self, Op, Plan};
+use crate::sync::policy::{Issue, Policy, Tier};
+use crate::sync::store;
+use crate::sync::upper::{self, Namespace, Upper, UpperEntry, UpperKind};
+
+/// Where the VM's changes come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Dir(PathBuf),
+    /// A PAX tar stream (a file, or `-` for stdin) with the entry count and byte total the VM
+    /// declared alongside it.
+    Tar {
+        path: PathBuf,
+        entries: u64,
+        bytes: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub(crate) source: Source,
+    pub(crate) host: PathBuf,
+    pub(crate) dry_run: bool,
+    pub(crate) yes: bool,
+    pub(crate) on_conflict: OnConflict,
+    pub(crate) interactive: bool,
+}
+
+/// Everything the preview shows and `--json` prints.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) host: PathBuf,
+    /// What recovery did with an interrupted earlier apply, if anything.
+    pub(crate) recovered: Option<String>,
+    pub(crate) ops: Vec<OpView>,
+    pub(crate) notes: Vec<String>,
+    pub(crate) excluded: Vec<String>,
+    pub(crate) refusals: Vec<String>,
+    pub(crate) policy: Vec<String>,
+    pub(crate) review: Vec<String>,
+    pub(crate) conflicts: Vec<Conflict>,
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) preexisting_findings: usize,
+    pub(crate) decision: Decision,
+    #[serde(skip)]
+    pub(crate) diffs: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct OpView {
+    pub(crate) op: &'static str,
+    pub(crate) path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Decision {
+    NothingToDo,
+    Refused,
+    DryRun,
+    Declined,
+    Applied,
+}
+
+fn hash_root(path: &Path) -> String {
+    hex(&Sha256::digest(path.as_os_str().as_encoded_bytes()))[..24].to_owned()
+}
+
+/// `$XDG_STATE_HOME/sandbox/sync/<workspace hash>/`: `pending/` while applying, `last/` after.
+pub(crate) fn sync_dir(state_dir: &Path, host: &Path) -> PathBuf {
+    store::root(state_dir).join("sync").join(hash_root(host))
+}
+
+/// Roll back an apply that did not commit (a crash or kill); finish one that did.
+pub(crate) fn recover(state_dir: &Path, host_root: &Path, host: &Host) -> Result<Option<String>, SyncError> {
+    let dir = sync_dir(state_dir, host_root);
+    let pending = dir.join("pending");
+    if !pending.exists() {
+        return Ok(None);
+    }
+    let io = |source| SyncError::Io { path: pending.clone(), source };
+    let records = apply::Journal::read(&pending).map_err(io)?;
+    if records.iter().any(|r| matches!(r, Record::Commit)) {
+        promote(&dir).map_err(io)?;
+        return Ok(Some("the previous sync had committed; its record was completed".into()));
+    }
+    let left = apply::roll_back(&records, &pending, host, false).map_err(io)?;
+    std::fs::remove_dir_all(&pending).map_err(io)?;
+    let mut message = format!(
+        "rolled back an interrupted sync ({} operations begun)",
+        records.iter().filter(|r| matches!(r, Record::Intent { .. })).count()
+    );
+    if !left.is_empty() {
+        message.push_str(&format!("; these directories kept host files and were left: {}", left.join(", ")));
+    }
+    Ok(Some(message))
+}
+
+fn promote(dir: &Path) -> std::io::Result<()> {
+    let last = dir.join("last");
+    if last.exists() {
+        std::fs::remove_dir_all(&last)?;
+    }
+    std::fs::rename(dir.join("pending"), last)
+}
+
+/// Read the upper (directory or tar stream) and stage every file the plan may write.
+fn read_source(source: &Source, ns: Namespace, stage: &Path, profile: &Profile) -> Result<Upper, SyncError> {
+    match source {
+        Source::Dir(dir) => upper::read(dir, ns).map_err(|source| SyncError::Io { path: dir.clone(), source }),
+        Source::Tar { path, entries, bytes } => {
+            let limits = crate::sync::tar::TarLimits {
+                max_entries: profile.sync.max_files.saturating_mul(4).max(1000),
+                max_total_bytes: profile.sync.max_total_size.bytes().saturating_mul(2),
+                max_file_bytes: profile.sync.max_file_size.bytes(),
+            };
+            let expect = Some(crate::sync::tar::Completeness { entries: *entries, bytes: *bytes });
+            let io = |source| SyncError::Io { path: path.clone(), source };
+            if path.as_os_str() == "-" {
+                crate::sync::tar::read_tar(std::io::stdin().lock(), ns, expect, stage, limits).map_err(io)
+            } else {
+                let file = std::fs::File::open(path).map_err(io)?;
+                crate::sync::tar::read_tar(std::io::BufReader::new(file), ns, expect, stage, limits).map_err(io)
+            }
+        }
+    }
+}
+
+/// Copy each file to write into private staging (for a directory source), verifying it still
+/// has the bytes that were planned. Returns path → (staged file, sha256).
+fn stage(
+    plan: &Plan,
+    upper: &HashMap<&str, &UpperEntry>,
+    stage_dir: &Path,
+) -> Result<HashMap<String, (PathBuf, String)>, SyncError> {
+    let mut staged = HashMap::new();
+    for op in &plan.ops {
+        let Op::Write { path } = op else { continue };
+        let entry = upper[path.as_str()];
+        let UpperKind::File { sha256, .. } = &entry.kind else { continue };
+        let target = stage_dir.join(sha256);
+        if !target.exists() {
+            let io = |source| SyncError::Io { path: entry.source.clone(), source };
+            let (parent, name) =
+                (entry.source.parent().unwrap_or(Path::new("/")), entry.source.file_name().unwrap_or_default());
+            let dir = rustix::fs::open(
+                parent,
+                rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| io(e.into()))?;
+            let bytes = crate::sync::host::read_at(&dir, &name.to_string_lossy()).map_err(io)?;
+            if hex(&Sha256::digest(&bytes)) != *sha256 {
+                return Err(SyncError::Changed { path: path.clone() });
+            }
+            let mut tmp = tempfile::NamedTempFile::new_in(stage_dir).map_err(io)?;
+            tmp.write_all(&bytes).map_err(io)?;
+            tmp.persist(&target).map_err(|e| io(e.error))?;
+        }
+        staged.insert(path.clone(), (target, sha256.clone()));
+    }
+    Ok(staged)
+}
+
+/// Scan the staged bytes; findings whose secret the host's current version already has are
+/// pre-existing and do not block.
+/// Also returns the paths with any finding, whose diffs are never shown.
+fn scan(
+    set: &RuleSet,
+    staged: &HashMap<String, (PathBuf, String)>,
+    host: &Host,
+) -> Result<(Vec<Finding>, usize, std::collections::HashSet<String>), SyncError> {
+    let opts = crate::scan::engine::EngineOptions::default();
+    let limits = crate::scan::archive::ArchiveLimits::default();
+    let mut new = Vec::new();
+    let mut preexisting = 0;
+    let mut secret_paths = std::collections::HashSet::new();
+    let mut paths: Vec<&String> = staged.keys().collect();
+    paths.sort();
+    for path in paths {
+        let (file, _) = &staged[path];
+        let bytes = std::fs::read(file).map_err(|source| SyncError::Io { path: file.clone(), source })?;
+        let found = crate::scan::archive::scan(set, path, &bytes, limits, opts);
+        if found.is_empty() {
+            continue;
+        }
+        secret_paths.insert(path.clone());
+        let before: Vec<Finding> = match host.read(path) {
+            Ok(Some(old)) => crate::scan::archive::scan(set, path, &old, limits, opts),
+            _ => Vec::new(),
+        };
+        for f in found {
+            let known = !f.is_unscannable()
+                && before.iter().any(|b| b.rule_id == f.rule_id && b.secret_digest == f.secret_digest);
+            if known { preexisting += 1 } else { new.push(f) }
+        }
+    }
+    Ok((new, preexisting, secret_paths))
+}
+
+fn view(plan: &Plan, upper: &HashMap<&str, &UpperEntry>) -> Vec<OpView> {
+    plan.ops
+        .iter()
+        .map(|op| match op {
+            Op::Delete { path } => OpView { op: "delete", path: path.clone(), bytes: None },
+            Op::Mkdir { path, .. } => OpView { op: "mkdir", path: path.clone(), bytes: None },
+            Op::DirMode { path, .. } => OpView { op: "chmod", path: path.clone(), bytes: None },
+            Op::Write { path } => {
+                let bytes = match &upper[path.as_str()].kind {
+                    UpperKind::File { size, .. } => Some(*size),
+                    _ => None,
+                };
+                let op =
+                    if matches!(upper[path.as_str()].kind, UpperKind::Symlink { .. }) { "symlink" } else { "write" };
+                OpView { op, path: path.clone(), bytes }
+            }
+        })
+        .collect()
+}
+
+/// Unified diffs of changed text files (host now → staged), binary files summarised. Files with
+/// a secret finding get no diff: a diff would print the secret.
+fn diffs(
+    plan: &Plan,
+    staged: &HashMap<String, (PathBuf, String)>,
+    host: &Host,
+    withheld: &std::collections::HashSet<String>,
+) -> String {
+    let mut out = String::new();
+    for op in &plan.ops {
+        let Op::Write { path } = op else { continue };
+        let Some((file, _)) = staged.get(path) else { continue };
+        if withheld.contains(path) {
+            out.push_str(&format!("diff of {path} withheld: it contains a secret finding\n"));
+            continue;
+        }
+        let new = std::fs::read(file).unwrap_or_default();
+        let old = host.read(path).ok().flatten().unwrap_or_default();
+        let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(&old), std::str::from_utf8(&new)) else {
+            out.push_str(&format!("binary {path}: {} -> {} bytes\n", old.len(), new.len()));
+            continue;
+        };
+        let diff = similar::TextDiff::from_lines(old_text, new_text)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{path}"), &format!("b/{path}"))
+            .to_string();
+        out.push_str(&crate::ui::sanitize(&diff));
+    }
+    out
+}
+
+/// Run the gate. Returns the report; `apply_now` decides interactively (or from `--yes`).
+pub(crate) fn run(
+    request: &Request,
+    profile: &Profile,
+    state_dir: &Path,
+    confirm: &mut dyn FnMut(&Report) -> bool,
+) -> Result<Report, SyncError> {
+    let host_root =
+        std::fs::canonicalize(&request.host).map_err(|source| SyncError::Io { path: request.host.clone(), source })?;
+    let host = Host::open(&host_root).map_err(|source| SyncError::Io { path: host_root.clone(), source })?;
+    let mut notes = Vec::new();
+    let recovered = recover(state_dir, &host_root, &host)?;
+    let base = store::load_baseline(state_dir, &host_root)?
+        .ok_or_else(|| SyncError::NoBaseline { path: host_root.clone() })?;
+    let ns = if profile.sync.userxattr { Namespace::User } else { Namespace::Trusted };
+    let sync_dir = sync_dir(state_dir, &host_root);
+    let stage_dir = sync_dir.join("stage");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SyncError::Io { path: path.clone(), source }
+    };
+    if stage_dir.exists() {
+        std::fs::remove_dir_all(&stage_dir).map_err(io(&stage_dir))?;
+    }
+    std::fs::create_dir_all(&stage_dir).map_err(io(&stage_dir))?;
+    let upper = read_source(&request.source, ns, &stage_dir, profile)?;
+    let index: HashMap<&str, &UpperEntry> = upper.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut plan = plan::interpret(&upper, &base);
+    notes.extend(std::mem::take(&mut plan.notes));
+    notes.extend(upper.warnings.iter().cloned());
+    let workspace = profile.workspaces.iter().find(|w| w.host == host_root);
+    let policy = Policy::new(&profile.sync, workspace.map_or(&[][..], |w| &w.exclude))
+        .map_err(|e| SyncError::Policy { message: e.to_string() })?;
+    let excluded = policy.exclude(&mut plan);
+    let issues: Vec<Issue> = policy.check(&plan, &upper, &base, &host_root);
+    let conflicts =
+        apply::check_conflicts(&mut plan, &base, &index, &host, request.on_conflict).map_err(io(&host_root))?;
+    notes.extend(std::mem::take(&mut plan.notes));
+    let staged = stage(&plan, &index, &stage_dir)?;
+    let set = match &profile.sync.secret_rules {
+        SecretRules::Builtin => RuleSet::load(None, &[]),
+        SecretRules::File(path) => RuleSet::load(Some(path), &[]),
+    }
+    .map_err(|e| SyncError::Scanner { message: e.to_string() })?;
+    let (findings, preexisting_findings, secret_paths) = scan(&set, &staged, &host)?;
+    let refusals: Vec<String> = plan
+        .refusals
+        .iter()
+        .map(|r| format!("{}: {} ({})", if r.path.is_empty() { "." } else { &r.path }, r.message, r.code))
+        .collect();
+    let describe = |i: &Issue| format!("{}: {} [{}]; fix: {}", i.path, i.message, i.rule, i.fix);
+    let policy_refusals: Vec<String> = issues.iter().filter(|i| matches!(i.tier, Tier::Refuse)).map(describe).collect();
+    let review: Vec<String> = issues.iter().filter(|i| matches!(i.tier, Tier::Review)).map(describe).collect();
+    let mut report = Report {
+        host: host_root.clone(),
+        recovered,
+        ops: view(&plan, &index),
+        diffs: diffs(&plan, &staged, &host, &secret_paths),
+        notes,
+        excluded,
+        refusals,
+        policy: policy_refusals,
+        review,
+        conflicts,
+        findings,
+        preexisting_findings,
+        decision: Decision::Refused,
+    };
+    let blocked = !report.refusals.is_empty()
+        || !report.policy.is_empty()
+        || !report.conflicts.is_empty()
+        || !report.findings.is_empty();
+    report.decision = if blocked {
+        Decision::Refused
+    } else if plan.ops.is_empty() {
+        Decision::NothingToDo
+    } else if request.dry_run {
+        Decision::DryRun
+    } else if !report.review.is_empty() && !request.interactive {
+        // Review-tier paths need a person: `--yes` alone never applies them.
+        report.policy.push("paths in the review tier need explicit approval; run `sandbox sync` in a terminal".into());
+        Decision::Refused
+    } else if (request.yes && report.review.is_empty()) || confirm(&report) {
+        Decision::Applied
+    } else {
+        Decision::Declined
+    };
+    if report.decision == Decision::Applied {
+        let pending = sync_dir.join("pending");
+        apply::apply(&plan, &index, &staged, &host, &pending).map_err(io(&host_root))?;
+        promote(&sync_dir).map_err(io(&sync_dir))?;
+        let manifest = manifest::record(&host_root, 2)?;
+        store::save_baseline(state_dir, &manifest)?;
+    }
+    let _ = std::fs::remove_dir_all(&stage_dir);
+    audit(state_dir, profile, &report, &staged)?;
+    Ok(report)
+}
+
+/// Undo the last applied sync, refusing if any file it wrote or removed changed since.
+pub(crate) fn undo(host: &Path, profile: &Profile, state_dir: &Path) -> Result<Vec<String>, SyncError> {
+    let host_root = std::fs::canonicalize(host).map_err(|source| SyncError::Io { path: host.to_path_buf(), source })?;
+    let host_fd = Host::open(&host_root).map_err(|source| SyncError::Io { path: host_root.clone(), source })?;
+    recover(state_dir, &host_root, &host_fd)?;
+    let dir = sync_dir(state_dir, &host_root);
+    let last = dir.join("last");
+    if !last.exists() {
+        return Err(SyncError::NothingToUndo { path: host_root });
+    }
+    let io = |source| SyncError::Io { path: last.clone(), source };
+    let records = apply::Journal::read(&last).map_err(io)?;
+    let changed = apply::changed_since(&records, &host_fd).map_err(io)?;
+    if !changed.is_empty() {
+        return Err(SyncError::ChangedSinceSync { paths: changed });
+    }
+    let left = apply::roll_back(&records, &last, &host_fd, false).map_err(io)?;
+    std::fs::remove_dir_all(&last).map_err(io)?;
+    let manifest = manifest::record(&host_root, 2)?;
+    store::save_baseline(state_dir, &manifest)?;
+    let line = serde_json::json!({ "time": now(), "profile": profile.name, "host": host_root, "action": "undo", "operations": records.iter().filter(|r| matches!(r, Record::Intent { .. })).count() });
+    append_audit(state_dir, &line)?;
+    Ok(left)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn audit(
+    state_dir: &Path,
+    profile: &Profile,
+    report: &Report,
+    staged: &HashMap<String, (PathBuf, String)>,
+) -> Result<(), SyncError> {
+    let count = |op: &str| report.ops.iter().filter(|o| o.op == op).count();
+    let mut written: Vec<(&String, &String)> = staged.iter().map(|(p, (_, sha))| (p, sha)).collect();
+    written.sort();
+    let line = serde_json::json!({
+        "time": now(),
+        "profile": profile.name,
+        "host": report.host,
+        "action": "sync",
+        "decision": report.decision,
+        "counts": { "write": count("write"), "symlink": count("symlink"), "mkdir": count("mkdir"), "delete": count("delete"), "chmod": count("chmod") },
+        "sha256": written.iter().map(|(p, s)| serde_json::json!({ "path": p, "sha256": s })).collect::<Vec<_>>(),
+        "findings": report.findings.iter().map(|f| serde_json::json!({ "rule_id": f.rule_id, "path": f.path, "line": f.line, "redacted": f.redacted })).collect::<Vec<_>>(),
+        "refusals": report.refusals.len() + report.policy.len() + report.conflicts.len(),
+    });
+    append_audit(state_dir, &line)
+}
+
+fn append_audit(state_dir: &Path, line: &serde_json::Value) -> Result<(), SyncError> {
+    let path = store::root(state_dir).join("audit.jsonl");
+    let io = |source| SyncError::Io { path: path.clone(), source };
+    std::fs::create_dir_all(store::root(state_dir)).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+    let mut bytes = serde_json::to_vec(line).map_err(|e| io(std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    file.write_all(&bytes).map_err(io)?;
+    file.sync_data().map_err(io)
+}

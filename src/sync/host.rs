@@ -1,0 +1,131 @@
+//! Reading the host workspace safely: every path is opened relative to the workspace's root
+//! directory fd with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so a symlink or `..` planted
+//! on the host can never redirect a check (or, in `apply`, a write) outside the workspace.
+
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use sha2::{Digest, Sha256};
+
+use crate::sync::manifest::hex;
+
+/// What the host has at a path, as far as the gate cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HostState {
+    Missing,
+    File { sha256: String, mode: u32, size: u64 },
+    Dir { mode: u32 },
+    Symlink { target: String },
+    Other,
+}
+
+/// The workspace root, opened once.
+pub(crate) struct Host {
+    pub(crate) root: OwnedFd,
+}
+
+pub(crate) fn resolve() -> ResolveFlags {
+    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS
+}
+
+/// Split `a/b/c` into (`a/b`, `c`); the parent of a top-level name is `.`.
+pub(crate) fn split(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or((".", rel))
+}
+
+impl Host {
+    pub(crate) fn open(root: &Path) -> std::io::Result<Host> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(Host { root: fd })
+    }
+
+    /// Open a directory beneath the root (never through a symlink). `None` if it does not exist.
+    pub(crate) fn dir(&self, rel: &str) -> std::io::Result<Option<OwnedFd>> {
+        match rustix::fs::openat2(
+            &self.root,
+            rel,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve(),
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The state of `rel` without following a final symlink; a symlinked parent is an error.
+    pub(crate) fn state(&self, rel: &str) -> std::io::Result<HostState> {
+        let (parent, name) = split(rel);
+        let Some(dir) = self.dir(parent)? else { return Ok(HostState::Missing) };
+        let stat = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(s) => s,
+            Err(rustix::io::Errno::NOENT) => return Ok(HostState::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let mode = stat.st_mode & 0o7777;
+        Ok(match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => {
+                let bytes = read_at(&dir, name)?;
+                HostState::File { sha256: hex(&Sha256::digest(&bytes)), mode, size: bytes.len() as u64 }
+            }
+            FileType::Directory => HostState::Dir { mode },
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&dir, name, Vec::new())?;
+                HostState::Symlink { target: target.to_string_lossy().into_owned() }
+            }
+            _ => HostState::Other,
+        })
+    }
+
+    /// The bytes of a regular file at `rel`, or `None` when there is none.
+    pub(crate) fn read(&self, rel: &str) -> std::io::Result<Option<Vec<u8>>> {
+        let (parent, name) = split(rel);
+        let Some(dir) = self.dir(parent)? else { return Ok(None) };
+        match read_at(&dir, name) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => Ok(None),
+            // A symlink where a file was expected has no file content to offer.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Read a regular file by name in `dir`, refusing to follow a symlink.
+pub(crate) fn read_at(dir: &impl AsFd, name: &str) -> std::io::Result<Vec<u8>> {
+    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_follows_symlinks_out_of_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/f"), "data").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("real", root.join("inner")).unwrap();
+        let host = Host::open(&root).unwrap();
+        assert!(matches!(host.state("real/f").unwrap(), HostState::File { size: 4, .. }));
+        assert_eq!(host.state("evil").unwrap(), HostState::Symlink { target: "/etc".into() });
+        assert!(host.state("evil/passwd").is_err(), "a symlinked parent is refused");
+        assert!(host.state("inner/f").is_err(), "even one inside the workspace");
+        assert_eq!(host.state("missing/x").unwrap(), HostState::Missing);
+        assert!(host.dir("../").is_err());
+        assert_eq!(host.read("real/f").unwrap().unwrap(), b"data");
+    }
+}
