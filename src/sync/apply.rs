@@ -177,11 +177,14 @@ impl Journal {
         Ok(Journal { dir: dir.to_path_buf(), file })
     }
 
-    fn append(&mut self, record: &Record) -> std::io::Result<()> {
+    fn write(&mut self, record: &Record) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        // Write-ahead: the record is durable before the operation it announces happens.
+        self.file.write_all(&line)
+    }
+
+    /// Write-ahead: records are durable before the operations they announce happen.
+    fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()
     }
 
@@ -213,8 +216,8 @@ fn parent_fd(host: &Host, rel: &str) -> std::io::Result<(OwnedFd, String)> {
 }
 
 /// Write `bytes` (or a symlink to `target`) at `name` in `dir` atomically: temp file, fsync,
-/// rename, directory fsync.
-fn put(dir: &OwnedFd, name: &str, content: &Content<'_>, mode: u32) -> std::io::Result<()> {
+/// rename, and (unless the caller batches it) directory fsync.
+fn put(dir: &OwnedFd, name: &str, content: &Content<'_>, mode: u32, sync_dir: bool) -> std::io::Result<()> {
     let tmp = format!(".sandbox-sync-{}.tmp", std::process::id());
     let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
     match content {
@@ -233,7 +236,7 @@ fn put(dir: &OwnedFd, name: &str, content: &Content<'_>, mode: u32) -> std::io::
         Content::Symlink(target) => rustix::fs::symlinkat(*target, dir, tmp.as_str())?,
     }
     rustix::fs::renameat(dir, tmp.as_str(), dir, name)?;
-    fsync_dir(dir)
+    if sync_dir { fsync_dir(dir) } else { Ok(()) }
 }
 
 enum Content<'a> {
@@ -266,80 +269,181 @@ pub(crate) fn apply(
     journal_dir: &Path,
 ) -> std::io::Result<()> {
     let mut journal = Journal::create(journal_dir)?;
-    for (seq, op) in plan.ops.iter().enumerate() {
-        failpoint(seq);
-        let (kind, path) = match op {
-            Op::Delete { path } => ("delete", path),
-            Op::Mkdir { path, .. } => ("mkdir", path),
-            Op::Write { path } => ("write", path),
-            Op::DirMode { path, .. } => ("dirmode", path),
-        };
-        let prev = prev_of(host, path)?;
-        let (dir, name) = parent_fd(host, path)?;
-        let backup = match &prev {
-            Prev::File { .. } if matches!(op, Op::Delete { .. } | Op::Write { .. }) => {
-                let bytes = read_at(&dir, &name)?;
-                let backup_name = format!("{seq}.bak");
-                let backup_path = journal.dir.join("backups").join(&backup_name);
-                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&backup_path)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-                Some(backup_name)
-            }
-            _ => None,
-        };
-        let sha256 = staged.get(path.as_str()).map(|(_, sha)| sha.clone());
-        journal.append(&Record::Intent {
-            seq,
-            op: kind.into(),
-            path: path.clone(),
-            backup,
-            prev: prev.clone(),
-            sha256,
-        })?;
-        match op {
-            Op::Delete { .. } => match prev {
-                Prev::Dir { .. } => match rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::REMOVEDIR) {
-                    // Host files the VM never saw keep the directory alive; they are reported.
-                    Err(rustix::io::Errno::NOTEMPTY) => {}
-                    other => other?,
-                },
-                Prev::Missing => {}
-                _ => rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::empty())?,
-            },
-            Op::Mkdir { mode, .. } => match rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_raw_mode(mode & 0o777))
-            {
-                Err(rustix::io::Errno::EXIST) => {}
-                other => other?,
-            },
-            Op::Write { path } => {
-                let entry = upper[path.as_str()];
-                match &entry.kind {
-                    UpperKind::Symlink { target } => put(&dir, &name, &Content::Symlink(target), 0)?,
-                    _ => {
-                        let (staged_path, _) = staged
-                            .get(path.as_str())
-                            .ok_or_else(|| std::io::Error::other(format!("{path}: not staged")))?;
-                        let bytes = std::fs::read(staged_path)?;
-                        put(&dir, &name, &Content::Bytes(&bytes), file_mode(entry.mode))?;
-                    }
+    let ops: Vec<(usize, &Op)> = plan.ops.iter().enumerate().collect();
+    // Operations go in batches: the intents (and backups) of a batch are made durable together,
+    // then its operations run, then the touched directories are fsynced once each. The
+    // write-ahead rule holds for every operation, with a few fsyncs per batch instead of per file.
+    for batch in ops.chunks(BATCH) {
+        let mut prevs = Vec::with_capacity(batch.len());
+        for &(seq, op) in batch {
+            let path = op_path(op);
+            let prev = prev_of(host, path)?;
+            let backup = match &prev {
+                Prev::File { .. } if matches!(op, Op::Delete { .. } | Op::Write { .. }) => {
+                    let (dir, name) = parent_fd(host, path)?;
+                    let bytes = read_at(&dir, &name)?;
+                    let backup_name = format!("{seq}.bak");
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(journal.dir.join("backups").join(&backup_name))?;
+                    f.write_all(&bytes)?;
+                    f.sync_all()?;
+                    Some(backup_name)
                 }
-            }
-            Op::DirMode { mode, .. } => {
-                let fd = rustix::fs::openat(
-                    &dir,
-                    name.as_str(),
-                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))?;
+                _ => None,
+            };
+            let sha256 = staged.get(path).map(|(_, sha)| sha.clone());
+            journal.write(&Record::Intent {
+                seq,
+                op: op_kind(op).into(),
+                path: path.to_owned(),
+                backup,
+                prev: prev.clone(),
+                sha256,
+            })?;
+            prevs.push(prev);
+        }
+        journal.sync()?;
+        let mut touched: Vec<(String, OwnedFd)> = Vec::new();
+        for (&(seq, op), prev) in batch.iter().zip(&prevs) {
+            failpoint(seq);
+            let path = op_path(op);
+            let (dir, name) = parent_fd(host, path)?;
+            perform(op, prev, &dir, &name, upper, staged)?;
+            let parent = split(path).0.to_owned();
+            if !touched.iter().any(|(p, _)| *p == parent) {
+                touched.push((parent, dir));
             }
         }
-        fsync_dir(&dir)?;
-        journal.append(&Record::Done { seq })?;
+        for (_, dir) in &touched {
+            fsync_dir(dir)?;
+        }
+        for &(seq, _) in batch {
+            journal.write(&Record::Done { seq })?;
+        }
+        journal.sync()?;
     }
+    verify(plan, upper, staged, host)?;
     failpoint(plan.ops.len());
-    journal.append(&Record::Commit)
+    journal.write(&Record::Commit)?;
+    journal.sync()
+}
+
+/// Operations per journal batch.
+const BATCH: usize = 256;
+
+fn op_path(op: &Op) -> &str {
+    match op {
+        Op::Delete { path } | Op::Mkdir { path, .. } | Op::Write { path } | Op::DirMode { path, .. } => path,
+    }
+}
+
+fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::Delete { .. } => "delete",
+        Op::Mkdir { .. } => "mkdir",
+        Op::Write { .. } => "write",
+        Op::DirMode { .. } => "dirmode",
+    }
+}
+
+fn perform(
+    op: &Op,
+    prev: &Prev,
+    dir: &OwnedFd,
+    name: &str,
+    upper: &HashMap<&str, &UpperEntry>,
+    staged: &HashMap<String, (PathBuf, String)>,
+) -> std::io::Result<()> {
+    match op {
+        Op::Delete { .. } => match prev {
+            Prev::Dir { .. } => match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+                // Host files the VM never saw keep the directory alive; they are reported.
+                Err(rustix::io::Errno::NOTEMPTY) => {}
+                other => other?,
+            },
+            Prev::Missing => {}
+            _ => match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+                // Already gone: a batch replayed after a crash.
+                Err(rustix::io::Errno::NOENT) => {}
+                other => other?,
+            },
+        },
+        Op::Mkdir { mode, .. } => match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode & 0o777)) {
+            Err(rustix::io::Errno::EXIST) => {}
+            other => other?,
+        },
+        Op::Write { path } => {
+            let entry = upper[path.as_str()];
+            match &entry.kind {
+                UpperKind::Symlink { target } => put(dir, name, &Content::Symlink(target), 0, false)?,
+                _ => {
+                    let (staged_path, _) = staged
+                        .get(path.as_str())
+                        .ok_or_else(|| std::io::Error::other(format!("{path}: not staged")))?;
+                    let bytes = std::fs::read(staged_path)?;
+                    put(dir, name, &Content::Bytes(&bytes), file_mode(entry.mode), false)?;
+                }
+            }
+        }
+        Op::DirMode { mode, .. } => {
+            let fd = rustix::fs::openat(
+                dir,
+                name,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))?;
+        }
+    }
+    Ok(())
+}
+
+/// Re-read every touched path and compare it with the plan. A mismatch leaves the journal
+/// uncommitted, so the next run rolls the whole apply back.
+fn verify(
+    plan: &Plan,
+    upper: &HashMap<&str, &UpperEntry>,
+    staged: &HashMap<String, (PathBuf, String)>,
+    host: &Host,
+) -> std::io::Result<()> {
+    let recreated: std::collections::HashSet<&str> = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Write { path } | Op::Mkdir { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    for op in &plan.ops {
+        let (path, ok) = match op {
+            Op::Write { path } => {
+                let now = host.state(path)?;
+                let ok = match (&upper[path.as_str()].kind, &now) {
+                    (UpperKind::Symlink { target }, HostState::Symlink { target: t }) => target == t,
+                    (_, HostState::File { sha256, .. }) => staged.get(path.as_str()).is_some_and(|(_, s)| s == sha256),
+                    _ => false,
+                };
+                (path, ok)
+            }
+            Op::Mkdir { path, .. } | Op::DirMode { path, .. } => {
+                (path, matches!(host.state(path)?, HostState::Dir { .. }))
+            }
+            // A directory that kept host-only files is allowed to remain.
+            Op::Delete { path } => (
+                path,
+                recreated.contains(path.as_str())
+                    || matches!(host.state(path)?, HostState::Missing | HostState::Dir { .. }),
+            ),
+        };
+        if !ok {
+            return Err(std::io::Error::other(format!(
+                "{path}: the host does not hold what was just written; the sync will be rolled back"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Test hook: `SANDBOX_FAILPOINT=N` kills the process just before apply step N (N = number of
@@ -411,13 +515,13 @@ pub(crate) fn roll_back(records: &[Record], dir: &Path, host: &Host, verify: boo
                 if matches!(now, HostState::Dir { .. }) {
                     let _ = rustix::fs::unlinkat(&pdir, name.as_str(), AtFlags::REMOVEDIR);
                 }
-                put(&pdir, &name, &Content::Bytes(&bytes), *mode)?;
+                put(&pdir, &name, &Content::Bytes(&bytes), *mode, true)?;
             }
             Prev::Symlink { target } => {
                 if matches!(now, HostState::Dir { .. }) {
                     let _ = rustix::fs::unlinkat(&pdir, name.as_str(), AtFlags::REMOVEDIR);
                 }
-                put(&pdir, &name, &Content::Symlink(target), 0)?;
+                put(&pdir, &name, &Content::Symlink(target), 0, true)?;
             }
             Prev::Dir { mode } => match now {
                 HostState::Dir { .. } => {

@@ -241,8 +241,13 @@ fn view(plan: &Plan, upper: &HashMap<&str, &UpperEntry>) -> Vec<OpView> {
         .collect()
 }
 
-/// Unified diffs of changed text files (host now → staged), binary files summarised. Files with
-/// a secret finding get no diff: a diff would print the secret.
+/// Lines of diff shown per file, and in all: a preview is for reading, and memory must not grow
+/// with the change set.
+const DIFF_LINES_PER_FILE: usize = 80;
+const DIFF_LINES_TOTAL: usize = 4000;
+
+/// Unified diffs of changed text files (host now → staged), binary files summarised, capped.
+/// Files with a secret finding get no diff: a diff would print the secret.
 fn diffs(
     plan: &Plan,
     staged: &HashMap<String, (PathBuf, String)>,
@@ -250,8 +255,14 @@ fn diffs(
     withheld: &std::collections::HashSet<String>,
 ) -> String {
     let mut out = String::new();
-    for op in &plan.ops {
-        let Op::Write { path } = op else { continue };
+    let mut shown = 0;
+    let writes: Vec<&String> =
+        plan.ops.iter().filter_map(|op| if let Op::Write { path } = op { Some(path) } else { None }).collect();
+    for (i, &path) in writes.iter().enumerate() {
+        if shown >= DIFF_LINES_TOTAL {
+            out.push_str(&format!("… diffs of {} more files not shown\n", writes.len() - i));
+            break;
+        }
         let Some((file, _)) = staged.get(path) else { continue };
         if withheld.contains(path) {
             out.push_str(&format!("diff of {path} withheld: it contains a secret finding\n"));
@@ -268,9 +279,63 @@ fn diffs(
             .context_radius(3)
             .header(&format!("a/{path}"), &format!("b/{path}"))
             .to_string();
-        out.push_str(&crate::ui::sanitize(&diff));
+        let lines: Vec<&str> = diff.lines().collect();
+        for line in lines.iter().take(DIFF_LINES_PER_FILE) {
+            out.push_str(&crate::ui::sanitize(line));
+            out.push('\n');
+        }
+        if lines.len() > DIFF_LINES_PER_FILE {
+            out.push_str(&format!("… {} more diff lines of {path}\n", lines.len() - DIFF_LINES_PER_FILE));
+        }
+        shown += lines.len().min(DIFF_LINES_PER_FILE);
     }
     out
+}
+
+/// The baseline after an apply: the old one, with every touched path re-read from the host
+/// (written files take the hash of the bytes that were staged and written).
+fn refreshed(
+    mut base: manifest::Manifest,
+    plan: &Plan,
+    staged: &HashMap<String, (PathBuf, String)>,
+    host_root: &Path,
+) -> Result<manifest::Manifest, SyncError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for op in &plan.ops {
+        let path = match op {
+            Op::Delete { path } | Op::Mkdir { path, .. } | Op::Write { path } | Op::DirMode { path, .. } => path,
+        };
+        let full = host_root.join(path);
+        let meta = match std::fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                base.entries.remove(path);
+                continue;
+            }
+            Err(source) => return Err(SyncError::Io { path: full, source }),
+        };
+        let kind = if meta.file_type().is_symlink() {
+            manifest::Kind::Symlink {
+                target: std::fs::read_link(&full)
+                    .map_err(|source| SyncError::Io { path: full.clone(), source })?
+                    .to_string_lossy()
+                    .into_owned(),
+            }
+        } else if meta.is_dir() {
+            manifest::Kind::Dir
+        } else {
+            let sha256 = match staged.get(path) {
+                Some((_, sha)) => sha.clone(),
+                None => manifest::sha256_file(&full).map_err(|source| SyncError::Io { path: full.clone(), source })?,
+            };
+            manifest::Kind::File { size: meta.len(), sha256 }
+        };
+        base.entries.insert(
+            path.clone(),
+            manifest::Entry { kind, mode: meta.permissions().mode() & 0o7777, mtime: meta.mtime() },
+        );
+    }
+    Ok(base)
 }
 
 /// Run the gate. Returns the report; `apply_now` decides interactively (or from `--yes`).
@@ -364,8 +429,7 @@ pub(crate) fn run(
         let pending = sync_dir.join("pending");
         apply::apply(&plan, &index, &staged, &host, &pending).map_err(io(&host_root))?;
         promote(&sync_dir).map_err(io(&sync_dir))?;
-        let manifest = manifest::record(&host_root, 2)?;
-        store::save_baseline(state_dir, &manifest)?;
+        store::save_baseline(state_dir, &refreshed(base, &plan, &staged, &host_root)?)?;
     }
     let _ = std::fs::remove_dir_all(&stage_dir);
     audit(state_dir, profile, &report, &staged)?;

@@ -1061,12 +1061,14 @@ mod tests {
         let fx = Fx::new();
         fx.b("run.sh", "echo").b("tool", "echo").b("plain", "x");
         Fx::chmod(&fx.base, "tool", 0o755);
-        fx.u("run.sh", "echo").u("new.sh", "echo hi").u("tool", "echo changed").u("plain", "y");
+        fx.u("run.sh", "echo").u("new.sh", "echo hi").u("tool", "echo changed").u("plain", "y").u("grp", "g");
         Fx::chmod(&fx.upper, "run.sh", 0o755);
         Fx::chmod(&fx.upper, "new.sh", 0o700);
         Fx::chmod(&fx.upper, "tool", 0o755);
+        Fx::chmod(&fx.upper, "grp", 0o654);
         let issues = fx.issues();
-        assert_eq!(issues, [(rule::EXECUTABLE, "new.sh".to_owned()), (rule::EXECUTABLE, "run.sh".to_owned())]);
+        let expect = ["grp", "new.sh", "run.sh"].map(|p| (rule::EXECUTABLE, p.to_owned()));
+        assert_eq!(issues, expect);
     }
 
     #[test]
@@ -1199,8 +1201,13 @@ mod tests {
             assert!(has(&issues, rule::NAME, path), "{path:?}: {issues:?}");
         }
         assert_eq!(issues.len(), bad.len() + 1, "once per name, not per descendant: {issues:?}");
-        let message = &fx.check_with(&defaults(), |_| {})[0].message;
+        let full = fx.check_with(&defaults(), |_| {});
+        let message = &full[0].message;
         assert!(!message.chars().any(|c| bad_char(c).is_some()), "messages are escaped: {message}");
+        for name in ["evil\u{202E}gnp.sh", "iso\u{2066}late"] {
+            let found = full.iter().find(|i| i.path == name).unwrap();
+            assert!(found.message.contains("bidirectional-text control"), "{}", found.message);
+        }
         // Invalid UTF-8 never reaches a plan: the upper reader refuses it.
         let raw = Fx::new();
         std::fs::write(raw.upper.join(std::ffi::OsStr::from_bytes(b"\xff\xfe")), "x").unwrap();
@@ -1218,6 +1225,8 @@ mod tests {
         for (rule, path) in [(rule::NAME, "a/.."), (rule::NAME, "."), (rule::NAME, ""), (rule::NAME_LENGTH, &long)] {
             assert!(has(&issues, rule, path), "{rule} {path}: {issues:?}");
         }
+        let full = defaults().check(&plan, &upper, &empty_base(), Path::new("/nonexistent"));
+        assert!(full.iter().any(|i| i.path == "a/.." && i.message.contains("has a `..` component")), "{full:?}");
     }
 
     #[test]
@@ -1258,6 +1267,22 @@ mod tests {
         assert_eq!(fold("Stra\u{df}e"), fold("STRASSE"));
         assert_eq!(fold("\u{212a}elvin"), fold("kelvin"));
         assert_eq!(fold("a\u{200d}b"), "ab");
+    }
+
+    #[test]
+    fn host_listings_never_follow_symlinks() {
+        // The host replaced `d` with a link to a directory outside the root after the baseline; the
+        // outside `README` must not be listed (the conflict check deals with the link itself).
+        let fx = Fx::new();
+        fx.b("d/x", "x").u("d/readme", "r");
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("README"), "outside").unwrap();
+        let issues = fx.check_with(&defaults(), |h| {
+            std::fs::remove_dir_all(h.join("d")).unwrap();
+            std::os::unix::fs::symlink(outside.path(), h.join("d")).unwrap();
+        });
+        assert_eq!(issues, []);
+        assert!(read_names(outside.path(), "").iter().any(|(n, _)| n == "README"), "the listing itself works");
     }
 
     #[test]
