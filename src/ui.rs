@@ -85,9 +85,31 @@ pub(crate) fn sanitize(text: &str) -> String {
     out
 }
 
+/// A name (path, file name) on one line: every control character, newlines and tabs included,
+/// and every bidi or invisible formatting character is escaped, so a crafted name cannot forge
+/// lines of a preview.
+pub(crate) fn escape_name(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::{escape_name, sanitize};
+
+    #[test]
+    fn names_stay_on_one_line() {
+        assert_eq!(escape_name("a\n  delete  b"), "a\\u{a}  delete  b");
+    }
 
     #[test]
     fn escapes_terminal_tricks() {

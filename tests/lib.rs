@@ -4,6 +4,7 @@
 //! through the real `sandbox` binary, driven by the `Test` builder in `test.rs`.
 
 mod error_messages;
+mod gate;
 mod init;
 mod profile;
 mod render;

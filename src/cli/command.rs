@@ -255,13 +255,13 @@ fn preview(report: &crate::sync::gate::Report) -> String {
         count("chmod")
     ));
     for op in &report.ops {
-        out.push_str(&format!("  {:<7} {}\n", op.op, crate::ui::sanitize(&op.path)));
+        out.push_str(&format!("  {:<7} {}\n", op.op, crate::ui::escape_name(&op.path)));
     }
     let section = |out: &mut String, title: &str, items: &[String]| {
         if !items.is_empty() {
             out.push_str(&format!("{title}:\n"));
             for item in items {
-                out.push_str(&format!("  {}\n", crate::ui::sanitize(item)));
+                out.push_str(&format!("  {}\n", crate::ui::escape_name(item)));
             }
         }
     };

@@ -46,9 +46,24 @@ fn matches_base(h: &HostState, b: &Entry) -> bool {
 
 fn matches_upper(h: &HostState, u: &UpperEntry) -> bool {
     match (h, &u.kind) {
-        (HostState::File { sha256: a, .. }, UpperKind::File { sha256: b, .. }) => a == b,
+        (HostState::File { sha256: a, mode, .. }, UpperKind::File { sha256: b, .. }) => {
+            // The executable bit is the one mode bit the VM decides (see `file_mode`).
+            a == b && (mode & 0o111 != 0) == (u.mode & 0o111 != 0)
+        }
         (HostState::Symlink { target: a }, UpperKind::Symlink { target: b }) => a == b,
         _ => false,
+    }
+}
+
+/// The host state, with a symlink or non-directory in the way reported as `Blocked` (a
+/// conflict for the plan, never something to follow).
+fn state(host: &Host, path: &str) -> std::io::Result<Option<HostState>> {
+    match host.state(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if matches!(e.raw_os_error(), Some(n) if n == rustix::io::Errno::LOOP.raw_os_error() || n == rustix::io::Errno::XDEV.raw_os_error() || n == rustix::io::Errno::NAMETOOLONG.raw_os_error()) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -68,7 +83,14 @@ pub(crate) fn check_conflicts(
     for op in std::mem::take(&mut plan.ops) {
         let (path, verdict) = match &op {
             Op::Delete { path } => {
-                let h = host.state(path)?;
+                let Some(h) = state(host, path)? else {
+                    conflicts.push(Conflict {
+                        path: path.clone(),
+                        message: "a symlink or mount on the host is in the way".into(),
+                    });
+                    keep.push(op);
+                    continue;
+                };
                 let b = base.entries.get(path);
                 match (&h, b) {
                     (HostState::Missing, _) => (path.clone(), Verdict::Drop("already gone on the host")),
@@ -77,7 +99,14 @@ pub(crate) fn check_conflicts(
                 }
             }
             Op::Write { path } => {
-                let h = host.state(path)?;
+                let Some(h) = state(host, path)? else {
+                    conflicts.push(Conflict {
+                        path: path.clone(),
+                        message: "a symlink or mount on the host is in the way".into(),
+                    });
+                    keep.push(op);
+                    continue;
+                };
                 let u = upper[path.as_str()];
                 let verdict = if deleted.contains(path) {
                     Verdict::Keep
@@ -97,15 +126,23 @@ pub(crate) fn check_conflicts(
                 (path.clone(), verdict)
             }
             Op::Mkdir { path, .. } => {
-                let verdict = match (host.state(path)?, deleted.contains(path)) {
+                let Some(h) = state(host, path)? else {
+                    conflicts.push(Conflict {
+                        path: path.clone(),
+                        message: "a symlink or mount on the host is in the way".into(),
+                    });
+                    keep.push(op);
+                    continue;
+                };
+                let verdict = match (h, deleted.contains(path)) {
                     (_, true) | (HostState::Missing, _) => Verdict::Keep,
                     (HostState::Dir { .. }, _) => Verdict::Drop("the directory already exists"),
                     _ => Verdict::Conflict("something else was created on the host at this path"),
                 };
                 (path.clone(), verdict)
             }
-            Op::DirMode { path, .. } => match host.state(path)? {
-                HostState::Dir { .. } => (path.clone(), Verdict::Keep),
+            Op::DirMode { path, .. } => match state(host, path)? {
+                Some(HostState::Dir { .. }) => (path.clone(), Verdict::Keep),
                 _ => (path.clone(), Verdict::Conflict("no longer a directory on the host")),
             },
         };
@@ -218,8 +255,8 @@ fn parent_fd(host: &Host, rel: &str) -> std::io::Result<(OwnedFd, String)> {
 /// Write `bytes` (or a symlink to `target`) at `name` in `dir` atomically: temp file, fsync,
 /// rename, and (unless the caller batches it) directory fsync.
 fn put(dir: &OwnedFd, name: &str, content: &Content<'_>, mode: u32, sync_dir: bool) -> std::io::Result<()> {
-    let tmp = format!(".sandbox-sync-{}.tmp", std::process::id());
-    let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
+    // A fresh, unguessable name created with O_EXCL: an existing host file is never touched.
+    let tmp = format!(".sandbox-sync-{}-{:016x}.tmp", std::process::id(), rand_u64());
     match content {
         Content::Bytes(bytes) => {
             let fd = rustix::fs::openat(
@@ -237,6 +274,13 @@ fn put(dir: &OwnedFd, name: &str, content: &Content<'_>, mode: u32, sync_dir: bo
     }
     rustix::fs::renameat(dir, tmp.as_str(), dir, name)?;
     if sync_dir { fsync_dir(dir) } else { Ok(()) }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
 }
 
 enum Content<'a> {
@@ -370,7 +414,8 @@ fn perform(
                 other => other?,
             },
         },
-        Op::Mkdir { mode, .. } => match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode & 0o777)) {
+        // Directory modes are normalised: the VM cannot make a host directory world-writable.
+        Op::Mkdir { .. } => match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
             Err(rustix::io::Errno::EXIST) => {}
             other => other?,
         },
@@ -434,7 +479,7 @@ fn verify(
             Op::Delete { path } => (
                 path,
                 recreated.contains(path.as_str())
-                    || matches!(host.state(path)?, HostState::Missing | HostState::Dir { .. }),
+                    || matches!(state(host, path)?, None | Some(HostState::Missing | HostState::Dir { .. })),
             ),
         };
         if !ok {

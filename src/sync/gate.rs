@@ -265,19 +265,19 @@ fn diffs(
         }
         let Some((file, _)) = staged.get(path) else { continue };
         if withheld.contains(path) {
-            out.push_str(&format!("diff of {path} withheld: it contains a secret finding\n"));
+            out.push_str(&format!("diff of {} withheld: it contains a secret finding\n", crate::ui::escape_name(path)));
             continue;
         }
         let new = std::fs::read(file).unwrap_or_default();
         let old = host.read(path).ok().flatten().unwrap_or_default();
         let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(&old), std::str::from_utf8(&new)) else {
-            out.push_str(&format!("binary {path}: {} -> {} bytes\n", old.len(), new.len()));
+            out.push_str(&format!("binary {}: {} -> {} bytes\n", crate::ui::escape_name(path), old.len(), new.len()));
             continue;
         };
         let diff = similar::TextDiff::from_lines(old_text, new_text)
             .unified_diff()
             .context_radius(3)
-            .header(&format!("a/{path}"), &format!("b/{path}"))
+            .header(&format!("a/{}", crate::ui::escape_name(path)), &format!("b/{}", crate::ui::escape_name(path)))
             .to_string();
         let lines: Vec<&str> = diff.lines().collect();
         for line in lines.iter().take(DIFF_LINES_PER_FILE) {
@@ -293,47 +293,36 @@ fn diffs(
 }
 
 /// The baseline after an apply: the old one, with every touched path re-read from the host
-/// (written files take the hash of the bytes that were staged and written).
+/// beneath the workspace root (written files take the hash of the bytes staged and written).
 fn refreshed(
     mut base: manifest::Manifest,
     plan: &Plan,
     staged: &HashMap<String, (PathBuf, String)>,
+    host: &Host,
     host_root: &Path,
 ) -> Result<manifest::Manifest, SyncError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     for op in &plan.ops {
         let path = match op {
             Op::Delete { path } | Op::Mkdir { path, .. } | Op::Write { path } | Op::DirMode { path, .. } => path,
         };
-        let full = host_root.join(path);
-        let meta = match std::fs::symlink_metadata(&full) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let io = |source| SyncError::Io { path: host_root.join(path), source };
+        let Some(stat) = host.stat(path).map_err(io)? else {
+            base.entries.remove(path);
+            continue;
+        };
+        let kind = match host.state(path).map_err(io)? {
+            crate::sync::host::HostState::Symlink { target } => manifest::Kind::Symlink { target },
+            crate::sync::host::HostState::Dir { .. } => manifest::Kind::Dir,
+            crate::sync::host::HostState::File { sha256, size, .. } => {
+                manifest::Kind::File { size, sha256: staged.get(path).map_or(sha256, |(_, s)| s.clone()) }
+            }
+            crate::sync::host::HostState::Missing => {
                 base.entries.remove(path);
                 continue;
             }
-            Err(source) => return Err(SyncError::Io { path: full, source }),
+            crate::sync::host::HostState::Other => manifest::Kind::Special,
         };
-        let kind = if meta.file_type().is_symlink() {
-            manifest::Kind::Symlink {
-                target: std::fs::read_link(&full)
-                    .map_err(|source| SyncError::Io { path: full.clone(), source })?
-                    .to_string_lossy()
-                    .into_owned(),
-            }
-        } else if meta.is_dir() {
-            manifest::Kind::Dir
-        } else {
-            let sha256 = match staged.get(path) {
-                Some((_, sha)) => sha.clone(),
-                None => manifest::sha256_file(&full).map_err(|source| SyncError::Io { path: full.clone(), source })?,
-            };
-            manifest::Kind::File { size: meta.len(), sha256 }
-        };
-        base.entries.insert(
-            path.clone(),
-            manifest::Entry { kind, mode: meta.permissions().mode() & 0o7777, mtime: meta.mtime() },
-        );
+        base.entries.insert(path.clone(), manifest::Entry { kind, mode: stat.st_mode & 0o7777, mtime: stat.st_mtime });
     }
     Ok(base)
 }
@@ -372,11 +361,25 @@ pub(crate) fn run(
     let policy = Policy::new(&profile.sync, workspace.map_or(&[][..], |w| &w.exclude))
         .map_err(|e| SyncError::Policy { message: e.to_string() })?;
     let excluded = policy.exclude(&mut plan);
+    // Directory permissions stay the host's: the VM could otherwise make them world-writable.
+    plan.ops.retain(|op| match op {
+        Op::DirMode { path, .. } => {
+            notes.push(format!("{path}: directory mode changed in the VM; not applied"));
+            false
+        }
+        _ => true,
+    });
     let issues: Vec<Issue> = policy.check(&plan, &upper, &base, &host_root);
-    let conflicts =
-        apply::check_conflicts(&mut plan, &base, &index, &host, request.on_conflict).map_err(io(&host_root))?;
+    // A plan already refused is not checked further: its names may not even be valid on the host,
+    // and nothing of it (not even an oversized file) is read into staging.
+    let refused_early = !plan.refusals.is_empty() || issues.iter().any(|i| matches!(i.tier, Tier::Refuse));
+    let conflicts = if refused_early {
+        Vec::new()
+    } else {
+        apply::check_conflicts(&mut plan, &base, &index, &host, request.on_conflict).map_err(io(&host_root))?
+    };
     notes.extend(std::mem::take(&mut plan.notes));
-    let staged = stage(&plan, &index, &stage_dir)?;
+    let staged = if refused_early { HashMap::new() } else { stage(&plan, &index, &stage_dir)? };
     let set = match &profile.sync.secret_rules {
         SecretRules::Builtin => RuleSet::load(None, &[]),
         SecretRules::File(path) => RuleSet::load(Some(path), &[]),
@@ -429,7 +432,7 @@ pub(crate) fn run(
         let pending = sync_dir.join("pending");
         apply::apply(&plan, &index, &staged, &host, &pending).map_err(io(&host_root))?;
         promote(&sync_dir).map_err(io(&sync_dir))?;
-        store::save_baseline(state_dir, &refreshed(base, &plan, &staged, &host_root)?)?;
+        store::save_baseline(state_dir, &refreshed(base, &plan, &staged, &host, &host_root)?)?;
     }
     let _ = std::fs::remove_dir_all(&stage_dir);
     audit(state_dir, profile, &report, &staged)?;

@@ -1,6 +1,7 @@
 //! Reading the host workspace safely: every path is opened relative to the workspace's root
-//! directory fd with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so a symlink or `..` planted
-//! on the host can never redirect a check (or, in `apply`, a write) outside the workspace.
+//! directory fd with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV)`, so a
+//! symlink, `..` or mount point on the host can never redirect a check (or, in `apply`, a write)
+//! outside the workspace.
 
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -27,7 +28,7 @@ pub(crate) struct Host {
 }
 
 pub(crate) fn resolve() -> ResolveFlags {
-    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS
+    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV
 }
 
 /// Split `a/b/c` into (`a/b`, `c`); the parent of a top-level name is `.`.
@@ -82,6 +83,26 @@ impl Host {
             }
             _ => HostState::Other,
         })
+    }
+
+    /// `lstat` of `rel` beneath the root; `None` when it does not exist or cannot exist (its
+    /// parent is missing, not a directory, a symlink or another mount).
+    pub(crate) fn stat(&self, rel: &str) -> std::io::Result<Option<rustix::fs::Stat>> {
+        let (parent, name) = split(rel);
+        let dir = match self.dir(parent) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(None),
+            Err(e) if matches!(e.raw_os_error(), Some(n) if n == rustix::io::Errno::LOOP.raw_os_error() || n == rustix::io::Errno::XDEV.raw_os_error()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(s) => Ok(Some(s)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The bytes of a regular file at `rel`, or `None` when there is none.
