@@ -81,16 +81,17 @@ pub(crate) fn check_conflicts(
     let mut conflicts = Vec::new();
     let mut keep = Vec::with_capacity(plan.ops.len());
     for op in std::mem::take(&mut plan.ops) {
+        // A symlink or mount point on the way to the path is never followed: always a conflict.
+        let Some(h) = state(host, op_path(&op))? else {
+            conflicts.push(Conflict {
+                path: op_path(&op).to_owned(),
+                message: "a symlink or mount on the host is in the way".into(),
+            });
+            keep.push(op);
+            continue;
+        };
         let (path, verdict) = match &op {
             Op::Delete { path } => {
-                let Some(h) = state(host, path)? else {
-                    conflicts.push(Conflict {
-                        path: path.clone(),
-                        message: "a symlink or mount on the host is in the way".into(),
-                    });
-                    keep.push(op);
-                    continue;
-                };
                 let b = base.entries.get(path);
                 match (&h, b) {
                     (HostState::Missing, _) => (path.clone(), Verdict::Drop("already gone on the host")),
@@ -99,14 +100,6 @@ pub(crate) fn check_conflicts(
                 }
             }
             Op::Write { path } => {
-                let Some(h) = state(host, path)? else {
-                    conflicts.push(Conflict {
-                        path: path.clone(),
-                        message: "a symlink or mount on the host is in the way".into(),
-                    });
-                    keep.push(op);
-                    continue;
-                };
                 let u = upper[path.as_str()];
                 let verdict = if deleted.contains(path) {
                     Verdict::Keep
@@ -126,14 +119,6 @@ pub(crate) fn check_conflicts(
                 (path.clone(), verdict)
             }
             Op::Mkdir { path, .. } => {
-                let Some(h) = state(host, path)? else {
-                    conflicts.push(Conflict {
-                        path: path.clone(),
-                        message: "a symlink or mount on the host is in the way".into(),
-                    });
-                    keep.push(op);
-                    continue;
-                };
                 let verdict = match (h, deleted.contains(path)) {
                     (_, true) | (HostState::Missing, _) => Verdict::Keep,
                     (HostState::Dir { .. }, _) => Verdict::Drop("the directory already exists"),
@@ -141,8 +126,8 @@ pub(crate) fn check_conflicts(
                 };
                 (path.clone(), verdict)
             }
-            Op::DirMode { path, .. } => match state(host, path)? {
-                Some(HostState::Dir { .. }) => (path.clone(), Verdict::Keep),
+            Op::DirMode { path, .. } => match h {
+                HostState::Dir { .. } => (path.clone(), Verdict::Keep),
                 _ => (path.clone(), Verdict::Conflict("no longer a directory on the host")),
             },
         };
