@@ -122,6 +122,32 @@ fn read_bounded(
     Ok(buf)
 }
 
+/// Read one member within the budget and scan it (recursively); an over-limit member is a
+/// blocking finding. Returns false once the budget is spent: the rest is not read.
+#[allow(clippy::too_many_arguments)]
+fn scan_member(
+    set: &RuleSet,
+    reader: &mut dyn Read,
+    inner: &str,
+    name: &str,
+    depth: usize,
+    limits: ArchiveLimits,
+    budget: &mut Budget,
+    opts: EngineOptions,
+    out: &mut Vec<Finding>,
+) -> bool {
+    match read_bounded(reader, limits, budget, name) {
+        Ok(bytes) => {
+            scan_nested(set, inner, &bytes, depth + 1, limits, budget, opts, out);
+            true
+        }
+        Err(reason) => {
+            out.push(Finding::unscannable(inner, reason));
+            budget.entries > 0 && budget.bytes > 0
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn zip_members(
     set: &RuleSet,
@@ -145,14 +171,8 @@ fn zip_members(
             out.push(Finding::unscannable(&inner, "encrypted zip entry; its contents cannot be scanned".into()));
             continue;
         }
-        match read_bounded(&mut member, limits, budget, &name) {
-            Ok(bytes) => scan_nested(set, &inner, &bytes, depth + 1, limits, budget, opts, out),
-            Err(reason) => {
-                out.push(Finding::unscannable(&inner, reason));
-                if budget.entries == 0 || budget.bytes == 0 {
-                    return Ok(());
-                }
-            }
+        if !scan_member(set, &mut member, &inner, &name, depth, limits, budget, opts, out) {
+            return Ok(());
         }
     }
     Ok(())
@@ -209,14 +229,8 @@ fn tar_members(
         if !kind.is_file() {
             continue;
         }
-        match read_bounded(&mut entry, limits, budget, &name) {
-            Ok(bytes) => scan_nested(set, &inner, &bytes, depth + 1, limits, budget, opts, out),
-            Err(reason) => {
-                out.push(Finding::unscannable(&inner, reason));
-                if budget.entries == 0 || budget.bytes == 0 {
-                    return Ok(());
-                }
-            }
+        if !scan_member(set, &mut entry, &inner, &name, depth, limits, budget, opts, out) {
+            return Ok(());
         }
     }
     Ok(())
