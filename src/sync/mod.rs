@@ -10,6 +10,8 @@
 
 pub(crate) mod apply;
 pub(crate) mod error;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub(crate) mod gate;
 pub(crate) mod host;
 pub(crate) mod manifest;

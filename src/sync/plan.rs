@@ -140,56 +140,14 @@ mod tests {
     //! and a real overlayfs mount driven like an agent would.
     #![allow(clippy::disallowed_methods)] // mount/umount: a real overlay needs the real tools.
 
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     use super::*;
+    use crate::sync::fixture::Fx;
     use crate::sync::manifest::record;
     use crate::sync::upper::{Namespace, read};
 
-    struct Fx {
-        _dir: tempfile::TempDir,
-        base: PathBuf,
-        upper: PathBuf,
-    }
-
     impl Fx {
-        fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let (base, upper) = (dir.path().join("base"), dir.path().join("upper"));
-            std::fs::create_dir_all(&base).unwrap();
-            std::fs::create_dir_all(&upper).unwrap();
-            Fx { _dir: dir, base, upper }
-        }
-        fn put(root: &Path, path: &str, content: &str) {
-            let full = root.join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, content).unwrap();
-        }
-        fn b(&self, path: &str, content: &str) -> &Self {
-            Self::put(&self.base, path, content);
-            self
-        }
-        fn u(&self, path: &str, content: &str) -> &Self {
-            Self::put(&self.upper, path, content);
-            self
-        }
-        fn u_dir(&self, path: &str) -> &Self {
-            std::fs::create_dir_all(self.upper.join(path)).unwrap();
-            self
-        }
-        fn whiteout(&self, path: &str) -> &Self {
-            let full = self.upper.join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                &full,
-                rustix::fs::FileType::CharacterDevice,
-                rustix::fs::Mode::empty(),
-                0,
-            )
-            .unwrap();
-            self
-        }
         fn xattr(&self, path: &str, name: &str, value: &[u8]) -> &Self {
             xattr::set(self.upper.join(path), name, value).unwrap();
             self

@@ -807,6 +807,7 @@ mod tests {
     use super::*;
     use crate::profile::ByteSize;
     use crate::profile::SecretRules;
+    use crate::sync::fixture::Fx;
     use crate::sync::manifest::record;
     use crate::sync::plan::interpret;
     use crate::sync::upper::{Namespace, read};
@@ -829,37 +830,7 @@ mod tests {
         Policy::new(&sync(), &[]).unwrap()
     }
 
-    struct Fx {
-        _dir: tempfile::TempDir,
-        base: PathBuf,
-        upper: PathBuf,
-    }
-
     impl Fx {
-        fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let (base, upper) = (dir.path().join("base"), dir.path().join("upper"));
-            std::fs::create_dir_all(&base).unwrap();
-            std::fs::create_dir_all(&upper).unwrap();
-            Fx { _dir: dir, base, upper }
-        }
-        fn put(root: &Path, path: &str, content: &str) {
-            let full = root.join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, content).unwrap();
-        }
-        fn b(&self, path: &str, content: &str) -> &Self {
-            Self::put(&self.base, path, content);
-            self
-        }
-        fn u(&self, path: &str, content: &str) -> &Self {
-            Self::put(&self.upper, path, content);
-            self
-        }
-        fn u_dir(&self, path: &str) -> &Self {
-            std::fs::create_dir_all(self.upper.join(path)).unwrap();
-            self
-        }
         fn link(root: &Path, path: &str, target: &str) {
             let full = root.join(path);
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
@@ -875,19 +846,6 @@ mod tests {
         }
         fn chmod(root: &Path, path: &str, mode: u32) {
             std::fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        fn whiteout(&self, path: &str) -> &Self {
-            let full = self.upper.join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                &full,
-                rustix::fs::FileType::CharacterDevice,
-                rustix::fs::Mode::empty(),
-                0,
-            )
-            .unwrap();
-            self
         }
         /// Record, read, interpret; then `host` may change the host (the base dir) before the check.
         fn check_with(&self, policy: &Policy, host: impl FnOnce(&Path)) -> Vec<Issue> {
