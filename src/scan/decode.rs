@@ -17,12 +17,6 @@ pub(crate) struct Segment {
     pub(crate) encoding: &'static str,
 }
 
-/// `SOME_LONG_IDENTIFIER` and `__attribute__` are words, not encodings: base64 of text seldom
-/// has two underscores.
-fn is_identifier(run: &[u8]) -> bool {
-    run.iter().filter(|&&b| b == b'_').count() >= 2 && run.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 /// Mostly printable text: binary noise decoded from an identifier is not worth scanning.
 fn looks_like_text(bytes: &[u8]) -> bool {
     if bytes.len() < 8 {
@@ -75,38 +69,58 @@ const B64: [bool; 256] = {
     table
 };
 
-/// Runs of at least `MIN_BASE64` alphabet bytes (plus up to two `=`), found by probing every
-/// `MIN_BASE64`-th byte: a run that long must contain a probed byte, so most text is skipped.
+/// Runs of at least `MIN_BASE64` alphabet bytes (plus up to two `=`). Boyer-Moore style: a run
+/// starting at `i` needs the `MIN_BASE64` bytes from `i` all in the alphabet, checked from the
+/// last one back; the first byte outside it moves `i` past itself, so ordinary text (words
+/// shorter than a run) is mostly skipped, not read.
 fn runs(data: &[u8]) -> Vec<(usize, usize)> {
     let in_alphabet = |i: usize| B64[usize::from(data[i])];
     let mut out = Vec::new();
     let mut i = 0;
-    while i + MIN_BASE64 <= data.len() {
-        let probe = i + MIN_BASE64 - 1;
-        if !in_alphabet(probe) {
-            i = probe + 1;
-            continue;
+    'next: while i + MIN_BASE64 <= data.len() {
+        let mut k = i + MIN_BASE64;
+        while k > i {
+            k -= 1;
+            if !in_alphabet(k) {
+                i = k + 1;
+                continue 'next;
+            }
         }
-        let mut start = probe;
-        while start > i && in_alphabet(start - 1) {
-            start -= 1;
-        }
-        let mut end = probe + 1;
+        let mut end = i + MIN_BASE64;
         while end < data.len() && in_alphabet(end) {
             end += 1;
         }
-        if end - start >= MIN_BASE64 {
-            let mut padded = end;
-            while padded < data.len() && padded - end < 2 && data[padded] == b'=' {
-                padded += 1;
-            }
-            out.push((start, padded));
-            i = padded;
-        } else {
-            i = end;
+        let mut padded = end;
+        while padded < data.len() && padded - end < 2 && data[padded] == b'=' {
+            padded += 1;
         }
+        out.push((i, padded));
+        i = padded;
     }
     out
+}
+
+/// What one pass over a run tells about it.
+#[derive(Default)]
+struct RunFacts {
+    underscores: usize,
+    /// Any byte other than `[A-Za-z0-9_]`.
+    non_word: bool,
+    hex: bool,
+    digit: bool,
+    upper: bool,
+}
+
+fn facts(run: &[u8]) -> RunFacts {
+    let mut f = RunFacts { hex: true, ..RunFacts::default() };
+    for &b in run {
+        f.underscores += usize::from(b == b'_');
+        f.non_word |= !(b.is_ascii_alphanumeric() || b == b'_');
+        f.hex &= b.is_ascii_hexdigit();
+        f.digit |= b.is_ascii_digit();
+        f.upper |= b.is_ascii_uppercase();
+    }
+    f
 }
 
 /// Every base64 or hex run in `data` that decodes to text.
@@ -114,16 +128,18 @@ pub(crate) fn segments(data: &[u8]) -> Vec<Segment> {
     let mut out = Vec::new();
     for (start, end) in runs(data) {
         let run = &data[start..end];
-        let hex = run.len() >= MIN_HEX && run.len().is_multiple_of(2) && run.iter().all(u8::is_ascii_hexdigit);
-        if hex {
+        let f = facts(run);
+        // `SOME_LONG_IDENTIFIER` and `__attribute__` are words, not encodings: base64 of text
+        // seldom has two underscores.
+        let identifier = f.underscores >= 2 && !f.non_word;
+        if f.hex && run.len() >= MIN_HEX && run.len().is_multiple_of(2) {
             let decoded: Vec<u8> =
                 run.chunks(2).filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect();
             if looks_like_text(&decoded) {
                 out.push(Segment { start, end, decoded, encoding: "hex" });
             }
-        } else if run.len() >= MIN_BASE64
-            && !is_identifier(run)
-            && (run.iter().any(u8::is_ascii_digit) || run.iter().any(u8::is_ascii_uppercase))
+        } else if !identifier
+            && (f.digit || f.upper)
             && let Some(decoded) = decode_base64(run).filter(|d| looks_like_text(d))
         {
             out.push(Segment { start, end, decoded, encoding: "base64" });

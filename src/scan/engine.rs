@@ -5,9 +5,11 @@
 //! The whole buffer is always available, so no chunk boundary can hide a match (gitleaks #1651).
 
 use aho_corasick::Input;
+use regex_automata::meta;
 use sha2::{Digest, Sha256};
 
 use crate::scan::finding::{Finding, redact};
+use crate::scan::pattern;
 use crate::scan::rule::{Candidate, Rule, shannon_entropy};
 use crate::scan::ruleset::RuleSet;
 
@@ -117,13 +119,16 @@ pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions) 
         {
             continue;
         }
+        // Before `compiled()`: a rule that is not triggered is never compiled.
+        if rule.pattern.is_some() && !triggered {
+            continue;
+        }
         let compiled = match rule.compiled() {
             None => {
                 // A path-only rule: the file itself is the finding.
                 raws.push(Raw { rule: r, start: 0, end: 0, secret: Vec::new(), secret_offset: 0, entropy: 0.0 });
                 continue;
             }
-            Some(_) if !triggered => continue,
             Some(Ok(compiled)) => compiled,
             Some(Err(message)) => {
                 broken.push(Finding::unscannable(
@@ -147,9 +152,12 @@ pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions) 
                 if offset < resume || !anchor.matches_at(data, offset) {
                     continue;
                 }
-                let from = offset.saturating_sub(anchor.lead).max(resume);
-                let window = Window { from, accept_before: offset + 1, hay_end: data.len() };
-                resume = find_in(set, rule, regex, r, data, window, path, &lines, opts, &mut raws).max(offset + 1);
+                let mut from = offset.saturating_sub(anchor.lead).max(resume);
+                while let Some(start) = pattern::first_anchored_start(regex, data, from, offset) {
+                    let window = Window { from: start, accept_before: start + 1, hay_end: data.len() };
+                    from = find_in(set, rule, regex, r, data, window, path, &lines, opts, &mut raws).max(start + 1);
+                }
+                resume = from.max(offset + 1);
             }
             continue;
         }
@@ -231,7 +239,7 @@ fn rule_window(rule: &Rule, offset: usize, lines: &Lines<'_>, len: usize) -> Win
 fn find_in(
     set: &RuleSet,
     rule: &Rule,
-    regex: &regex::bytes::Regex,
+    regex: &meta::Regex,
     r: usize,
     data: &[u8],
     window: Window,
@@ -242,9 +250,11 @@ fn find_in(
 ) -> usize {
     let hay = &data[..window.hay_end];
     let mut pos = window.from;
-    while pos <= hay.len() {
-        let Some(caps) = regex.captures_at(hay, pos) else { break };
-        let whole = caps.get(0).expect("group 0 always participates");
+    // A match found from `accept_before` on would be dropped: do not search for it.
+    let mut caps = regex.create_captures();
+    while pos <= hay.len() && pos < window.accept_before {
+        regex.search_captures(&regex_automata::Input::new(hay).span(pos..hay.len()), &mut caps);
+        let Some(whole) = caps.get_match() else { break };
         if whole.start() >= window.accept_before {
             break;
         }
@@ -258,12 +268,12 @@ fn find_in(
             end -= 1;
         }
         let secret_span = if rule.secret_group > 0 {
-            caps.get(rule.secret_group).map(|m| (m.start(), m.end()))
+            caps.get_group(rule.secret_group).map(|m| (m.start, m.end))
         } else {
-            (1..caps.len())
-                .filter_map(|i| caps.get(i))
+            (1..caps.group_len())
+                .filter_map(|i| caps.get_group(i))
                 .find(|m| !m.is_empty())
-                .map(|m| (m.start(), m.end()))
+                .map(|m| (m.start, m.end))
                 .or(Some((start, end)))
         };
         let (ss, se) = secret_span.unwrap_or((start, start));

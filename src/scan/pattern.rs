@@ -121,6 +121,28 @@ impl Anchor {
     }
 }
 
+/// The first position in `from..=to` where `regex` matches anchored, which is where an
+/// unanchored search from `from` finds its match if that match starts by `to`. Anchored checks
+/// stop within a few bytes where nothing matches, where an unanchored search would read on to
+/// the end of the buffer looking for a match elsewhere.
+pub(crate) fn first_anchored_start(regex: &meta::Regex, hay: &[u8], from: usize, to: usize) -> Option<usize> {
+    (from..=to.min(hay.len())).find(|&p| regex.is_match(Input::new(hay).span(p..hay.len()).anchored(Anchored::Yes)))
+}
+
+/// Compile a parsed pattern for searching bytes, with the size limits of [`compile`].
+pub(crate) fn build(hir: &Hir) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .configure(
+            meta::Config::new()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(SIZE_LIMIT))
+                .onepass_size_limit(Some(SIZE_LIMIT))
+                .hybrid_cache_capacity(DFA_CACHE_LIMIT),
+        )
+        .build_from_hir(hir)
+        .map_err(|e| e.to_string())
+}
+
 /// Parse a Go pattern into its syntax tree (ASCII semantics; Unicode only when it needs it).
 pub(crate) fn parse(go: &str) -> Result<Hir, String> {
     let rust = translate(go);
@@ -152,8 +174,7 @@ pub(crate) fn anchor(hir: &Hir, keywords: &[String]) -> Option<Anchor> {
     if prefixes.is_empty() || !prefixes.iter().all(starts_with_keyword) {
         return None;
     }
-    let core = meta::Regex::builder().configure(meta::Config::new().utf8_empty(false)).build_from_hir(&core).ok()?;
-    Some(Anchor { lead, core })
+    Some(Anchor { lead, core: build(&core).ok()? })
 }
 
 /// Lower-cased strings one of which every match of `hir` starts with.
@@ -349,6 +370,19 @@ fn contains_keyword(hir: &Hir, keywords: &[Vec<u8>]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anchored_starts_agree_with_an_unanchored_search() {
+        let regex = build(&parse(r"(?i)[\w.-]{0,10}?(?:key|token)\s*=\s*([a-z0-9]{6,})").unwrap()).unwrap();
+        let hay = b"x my.api_key = short; other_token = abcdef123 and key=zzzzzzzz";
+        for from in 0..hay.len() {
+            let expected = regex.find(Input::new(hay).span(from..hay.len())).map(|m| m.start());
+            for to in from..hay.len() {
+                let want = expected.filter(|&s| s <= to);
+                assert_eq!(first_anchored_start(&regex, hay, from, to), want, "from {from} to {to}");
+            }
+        }
+    }
 
     #[test]
     fn escapes_go_literal_braces() {

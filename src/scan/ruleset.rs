@@ -161,4 +161,15 @@ mod tests {
         let windowed = set.rules.iter().filter(|r| r.shape.windowed()).count();
         assert!(windowed > 150, "only {windowed} rules can be searched near their keywords");
     }
+
+    #[test]
+    fn rules_compile_only_when_triggered() {
+        let set = RuleSet::load(None, &[]).unwrap();
+        let compiled = |set: &RuleSet| set.rules.iter().filter(|r| r.is_compiled()).count();
+        crate::scan::engine::scan(&set, "a.txt", b"nothing to see\n", crate::scan::engine::EngineOptions::default());
+        assert_eq!(compiled(&set), 0, "a buffer with no keyword compiled rules");
+        crate::scan::engine::scan(&set, "a.txt", b"api_key = 1\n", crate::scan::engine::EngineOptions::default());
+        let n = compiled(&set);
+        assert!(n > 0 && n < set.rules.len() / 4, "{n} rules compiled for one keyword");
+    }
 }

@@ -27,9 +27,19 @@ pub(crate) struct WalkOptions {
 }
 
 enum Entry {
-    File { path: PathBuf, display: String, size: u64 },
-    Symlink { path: PathBuf, display: String },
-    Problem { display: String, reason: String },
+    /// A regular file as listed; its size and type are checked again on the open descriptor.
+    File {
+        path: PathBuf,
+        display: String,
+    },
+    Symlink {
+        path: PathBuf,
+        display: String,
+    },
+    Problem {
+        display: String,
+        reason: String,
+    },
 }
 
 fn display(root: &Path, rel: &Path) -> String {
@@ -58,9 +68,16 @@ fn entries<'a>(
         if entry.file_type().is_dir() || opts.exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
             return None;
         }
-        Some(match entry.metadata() {
-            Ok(meta) => classify(entry.path(), &meta, display(root, rel)),
-            Err(e) => Entry::Problem { display: display(root, rel), reason: format!("cannot read: {e}") },
+        // The type comes from the directory listing: no `lstat` per file. What is opened is
+        // checked again through its descriptor.
+        let display = display(root, rel);
+        let kind = entry.file_type();
+        Some(if kind.is_symlink() {
+            Entry::Symlink { path: entry.into_path(), display }
+        } else if kind.is_file() {
+            Entry::File { path: entry.into_path(), display }
+        } else {
+            not_regular(display)
         })
     });
     Ok(Box::new(walk))
@@ -70,10 +87,52 @@ fn classify(path: &Path, meta: &std::fs::Metadata, display: String) -> Entry {
     if meta.file_type().is_symlink() {
         Entry::Symlink { path: path.to_path_buf(), display }
     } else if meta.is_file() {
-        Entry::File { path: path.to_path_buf(), display, size: meta.len() }
+        Entry::File { path: path.to_path_buf(), display }
     } else {
-        Entry::Problem { display, reason: "not a regular file (device, FIFO or socket); it cannot be scanned".into() }
+        not_regular(display)
     }
+}
+
+fn not_regular(display: String) -> Entry {
+    Entry::Problem { display, reason: "not a regular file (device, FIFO or socket); it cannot be scanned".into() }
+}
+
+/// Open a listed file without following a symlink and without blocking on a FIFO that replaced
+/// it since the listing.
+fn open_listed(path: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{CWD, Mode, OFlags};
+    let fd = rustix::fs::openat(
+        CWD,
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// The content of a listed regular file, at most `limit` bytes; `Err` is the finding's reason.
+fn read_listed(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = open_listed(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("changed into something other than a regular file while being scanned".into());
+    }
+    let size = meta.len();
+    if size > limit {
+        return Err(format!(
+            "file is {}, over the scan limit of {}; it was not scanned",
+            crate::profile::ByteSize(size),
+            crate::profile::ByteSize(limit)
+        ));
+    }
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    file.take(limit.saturating_add(1)).read_to_end(&mut data).map_err(|e| format!("cannot read: {e}"))?;
+    if data.len() as u64 > limit {
+        // A file that grew past the limit since it was opened is still refused.
+        return Err("file grew past the scan limit while being scanned".into());
+    }
+    Ok(data)
 }
 
 /// `.gitleaksignore` fingerprints (`file:rule:line`) in a root, when ignore files are honoured.
@@ -98,27 +157,10 @@ fn scan_entry(set: &RuleSet, entry: &Entry, opts: &WalkOptions) -> Vec<Finding> 
             Ok(target) => crate::scan::engine::scan(set, display, target.as_os_str().as_encoded_bytes(), engine_opts),
             Err(e) => vec![Finding::unscannable(display, format!("cannot read symlink: {e}"))],
         },
-        Entry::File { path, display, size } => {
-            let size = *size;
-            if size > opts.max_file_size {
-                return vec![Finding::unscannable(
-                    display,
-                    format!(
-                        "file is {}, over the scan limit of {}; it was not scanned",
-                        crate::profile::ByteSize(size),
-                        crate::profile::ByteSize(opts.max_file_size)
-                    ),
-                )];
-            }
-            match std::fs::read(path) {
-                // A file that grew past the limit since it was listed is still refused.
-                Ok(data) if data.len() as u64 > opts.max_file_size => {
-                    vec![Finding::unscannable(display, "file grew past the scan limit while being scanned".into())]
-                }
-                Ok(data) => archive::scan(set, display, &data, opts.limits, engine_opts),
-                Err(e) => vec![Finding::unscannable(display, format!("cannot read: {e}"))],
-            }
-        }
+        Entry::File { path, display } => match read_listed(path, opts.max_file_size) {
+            Ok(data) => archive::scan(set, display, &data, opts.limits, engine_opts),
+            Err(reason) => vec![Finding::unscannable(display, reason)],
+        },
     }
 }
 
