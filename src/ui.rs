@@ -70,6 +70,11 @@ impl Ui {
     }
 }
 
+/// `text` in ANSI colour `code` when `color` (a terminal that wants colour), else as is.
+pub(crate) fn paint(color: bool, code: &str, text: &str) -> String {
+    if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+}
+
 /// Escape control characters (except newline and tab) and Unicode bidi/format characters.
 pub(crate) fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

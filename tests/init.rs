@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::test::{Test, read_tree, redact_home};
+use crate::test::{Test, Tmux, read_tree, redact_home};
 
 const WEB_ARGS: [&str; 13] = [
     "init",
@@ -336,129 +335,6 @@ fn similar_asserts(actual: &str, expected: &str) {
 // The wizard, through a real pseudo-terminal. CI installs tmux; without it these tests only
 // print that they were skipped.
 
-/// A private tmux server (its socket in the test's temp dir, no user config) running
-/// `sandbox init` in one pane. Dropping it kills the server, whatever the test's outcome.
-struct Tmux {
-    socket: PathBuf,
-    home: PathBuf,
-}
-
-impl Tmux {
-    /// `None` when tmux is not installed.
-    #[allow(clippy::disallowed_methods)] // tests spawn tmux directly
-    fn start(home: &Path, args: &str) -> Option<Tmux> {
-        match Command::new("tmux").arg("-V").output() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            other => assert!(other.expect("tmux -V").status.success(), "tmux -V failed"),
-        }
-        // Beside the fake home, so it goes with the temp dir (tmux leaves its socket file behind).
-        let socket = home.parent().expect("home has a parent").join("tmux.sock");
-        let tmux = Tmux { socket, home: home.to_path_buf() };
-        let mut env: Vec<String> = env_for(home).into_iter().map(|(k, v)| format!("{k}={}", shell_quote(&v))).collect();
-        env.push("TERM=xterm-256color".into());
-        let script = format!(
-            "env -i {} {} {args}; code=$?; echo; echo \"sandbox exited with $code\"; sleep 600",
-            env.join(" "),
-            shell_quote(env!("CARGO_BIN_EXE_sandbox")),
-        );
-        let project = home.join("project").display().to_string();
-        tmux.tmux(&["new-session", "-d", "-s", "init", "-x", "120", "-y", "40", "-c", &project, &script]);
-        Some(tmux)
-    }
-
-    #[allow(clippy::disallowed_methods)] // tests spawn tmux directly
-    #[track_caller]
-    fn tmux(&self, args: &[&str]) -> String {
-        let output = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(["-f", "/dev/null"])
-            .args(args)
-            // The pane's command is POSIX shell, whatever the user's login shell is.
-            .env("SHELL", "/bin/sh")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux");
-        assert!(output.status.success(), "tmux {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// The visible screen, wrapped lines joined, the fake home replaced by `[HOME]`.
-    fn screen(&self) -> String {
-        redact_home(&self.tmux(&["capture-pane", "-p", "-J", "-t", "init"]), &self.home)
-    }
-
-    /// Wait (up to 10 s, polling every 50 ms) until a line of the screen contains `text`.
-    #[track_caller]
-    fn wait_for(&self, text: &str) {
-        self.wait_until(text, |screen| screen.lines().any(|l| l.contains(text)));
-    }
-
-    #[track_caller]
-    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what:?}; the screen shows:\n{screen}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Type `text` literally (no key names), and wait until the prompt line shows it.
-    #[track_caller]
-    fn type_text(&self, prompt: &str, text: &str) {
-        self.tmux(&["send-keys", "-t", "init", "-l", text]);
-        self.wait_until(&format!("{prompt} … › {text}"), |screen| {
-            screen.lines().any(|l| l.contains(prompt) && l.trim_end().ends_with(&format!("› {text}")))
-        });
-    }
-
-    fn key(&self, key: &str) {
-        self.tmux(&["send-keys", "-t", "init", key]);
-    }
-
-    /// Wait for the active question `prompt`, answer `text` (empty: take the default), Enter.
-    #[track_caller]
-    fn answer(&self, prompt: &str, text: &str) {
-        let active = format!("? {prompt}");
-        self.wait_for(&active);
-        if !text.is_empty() {
-            self.type_text(&active, text);
-        }
-        self.key("Enter");
-    }
-
-    /// Wait for the shell line the pane prints when `sandbox` ends; return its exit code.
-    #[track_caller]
-    fn exit_code(&self) -> i32 {
-        self.wait_for("sandbox exited with ");
-        let screen = self.screen();
-        let line = screen.lines().find_map(|l| l.split("sandbox exited with ").nth(1)).expect("exit line");
-        line.trim().parse().unwrap_or_else(|_| panic!("exit line {line:?}; the screen shows:\n{screen}"))
-    }
-}
-
-impl Drop for Tmux {
-    #[allow(clippy::disallowed_methods)] // tests spawn tmux directly
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 #[allow(clippy::print_stderr)] // the only way to say a test was skipped
 fn skipped(test: &str) {
     eprintln!("skipped {test}: tmux is not installed (CI installs it)");
@@ -468,7 +344,7 @@ fn skipped(test: &str) {
 fn wizard_asks_checks_each_answer_on_the_spot_and_writes_the_profile() {
     let t = Test::new().file("other/README", "other\n");
     let home = t.home();
-    let Some(tmux) = Tmux::start(&home, "init") else {
+    let Some(tmux) = Tmux::start(&home, &home.join("project"), &env_for(&home), "init") else {
         return skipped("wizard_asks_checks_each_answer_on_the_spot_and_writes_the_profile");
     };
     tmux.answer("Sandbox name (project)", "wiz");
@@ -523,7 +399,7 @@ fn wizard_refuses_an_existing_name_at_once_and_takes_the_defaults() {
     const OLD: &str = "name: web\nextends: default\n";
     let t = Test::new().profile("web", OLD);
     let home = t.home();
-    let Some(tmux) = Tmux::start(&home, "init") else {
+    let Some(tmux) = Tmux::start(&home, &home.join("project"), &env_for(&home), "init") else {
         return skipped("wizard_refuses_an_existing_name_at_once_and_takes_the_defaults");
     };
     // Said at the first question, not after the last one.
@@ -560,7 +436,7 @@ fn wizard_with_force_replaces_and_backs_up() {
     const OLD: &str = "name: web\nextends: default\n";
     let t = Test::new().profile("web", OLD);
     let home = t.home();
-    let Some(tmux) = Tmux::start(&home, "init --force --name web") else {
+    let Some(tmux) = Tmux::start(&home, &home.join("project"), &env_for(&home), "init --force --name web") else {
         return skipped("wizard_with_force_replaces_and_backs_up");
     };
     tmux.answer("Sandbox name (web)", "");

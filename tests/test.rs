@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Paths the tests put a fake home and project under are replaced by these placeholders in
 /// snapshots, so golden files do not depend on the temp directory.
@@ -158,4 +159,128 @@ pub(crate) fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+/// A private tmux server (its socket in the test's temp dir, no user config) running one
+/// `sandbox` command in one pane, for the interactive prompts. Dropping it kills the server,
+/// whatever the test's outcome.
+pub(crate) struct Tmux {
+    socket: PathBuf,
+    home: PathBuf,
+}
+
+impl Tmux {
+    /// `None` when tmux is not installed.
+    #[allow(clippy::disallowed_methods)] // tests spawn tmux directly
+    pub(crate) fn start(home: &Path, cwd: &Path, env: &[(String, String)], args: &str) -> Option<Tmux> {
+        match Command::new("tmux").arg("-V").output() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            other => assert!(other.expect("tmux -V").status.success(), "tmux -V failed"),
+        }
+        // Beside the fake home, so it goes with the temp dir (tmux leaves its socket file behind).
+        let socket = home.parent().expect("home has a parent").join("tmux.sock");
+        let tmux = Tmux { socket, home: home.to_path_buf() };
+        let mut env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
+        env.push("TERM=xterm-256color".into());
+        let script = format!(
+            "env -i {} {} {args}; code=$?; echo; echo \"sandbox exited with $code\"; sleep 600",
+            env.join(" "),
+            shell_quote(env!("CARGO_BIN_EXE_sandbox")),
+        );
+        let cwd = cwd.display().to_string();
+        tmux.tmux(&["new-session", "-d", "-s", "init", "-x", "120", "-y", "40", "-c", &cwd, &script]);
+        Some(tmux)
+    }
+
+    #[allow(clippy::disallowed_methods)] // tests spawn tmux directly
+    #[track_caller]
+    pub(crate) fn tmux(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            // The pane's command is POSIX shell, whatever the user's login shell is.
+            .env("SHELL", "/bin/sh")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux");
+        assert!(output.status.success(), "tmux {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The visible screen, wrapped lines joined, the fake home replaced by `[HOME]`.
+    pub(crate) fn screen(&self) -> String {
+        redact_home(&self.tmux(&["capture-pane", "-p", "-J", "-t", "init"]), &self.home)
+    }
+
+    /// Wait (up to 10 s, polling every 50 ms) until a line of the screen contains `text`.
+    #[track_caller]
+    pub(crate) fn wait_for(&self, text: &str) {
+        self.wait_until(text, |screen| screen.lines().any(|l| l.contains(text)));
+    }
+
+    #[track_caller]
+    pub(crate) fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what:?}; the screen shows:\n{screen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Type `text` literally (no key names), and wait until the prompt line shows it.
+    #[track_caller]
+    pub(crate) fn type_text(&self, prompt: &str, text: &str) {
+        self.tmux(&["send-keys", "-t", "init", "-l", text]);
+        self.wait_until(&format!("{prompt} … › {text}"), |screen| {
+            screen.lines().any(|l| l.contains(prompt) && l.trim_end().ends_with(&format!("› {text}")))
+        });
+    }
+
+    pub(crate) fn key(&self, key: &str) {
+        self.tmux(&["send-keys", "-t", "init", key]);
+    }
+
+    /// Wait for the active question `prompt`, answer `text` (empty: take the default), Enter.
+    #[track_caller]
+    pub(crate) fn answer(&self, prompt: &str, text: &str) {
+        let active = format!("? {prompt}");
+        self.wait_for(&active);
+        if !text.is_empty() {
+            self.type_text(&active, text);
+        }
+        self.key("Enter");
+    }
+
+    /// Wait for the shell line the pane prints when `sandbox` ends; return its exit code.
+    #[track_caller]
+    pub(crate) fn exit_code(&self) -> i32 {
+        self.wait_for("sandbox exited with ");
+        let screen = self.screen();
+        let line = screen.lines().find_map(|l| l.split("sandbox exited with ").nth(1)).expect("exit line");
+        line.trim().parse().unwrap_or_else(|_| panic!("exit line {line:?}; the screen shows:\n{screen}"))
+    }
+}
+
+impl Drop for Tmux {
+    #[allow(clippy::disallowed_methods)] // tests spawn tmux directly
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+pub(crate) fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }

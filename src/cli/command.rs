@@ -14,6 +14,7 @@ use crate::init::InitRequest;
 use crate::profile::load::{EMBEDDED, named_path};
 use crate::profile::{Profile, ProfileSpec};
 use crate::render::output::{self, Difference};
+use crate::sync::gate::Approval;
 use crate::ui::Ui;
 
 /// One thing to do, with its inputs resolved.
@@ -176,29 +177,15 @@ fn sync(
     use crate::sync::gate::Decision;
     let profile = load(spec, env, ui)?;
     let ask_first = profile.sync.confirm && !request.yes;
-    let mut confirm = |report: &crate::sync::gate::Report| -> bool {
+    let color = ui.stdout_color();
+    let mut confirm = |report: &crate::sync::gate::Report| -> Approval {
         if !request.interactive {
-            return false;
+            return Approval::Decline;
         }
         if !json {
-            let _ = ui.data(&preview(report));
+            let _ = ui.data(&preview(report, color));
         }
-        for path in &report.review {
-            let ok = dialoguer::Confirm::new()
-                .with_prompt(format!("Approve {}?", crate::ui::sanitize(path)))
-                .default(false)
-                .interact()
-                .unwrap_or(false);
-            if !ok {
-                return false;
-            }
-        }
-        !ask_first
-            || dialoguer::Confirm::new()
-                .with_prompt("Apply these changes to the host?")
-                .default(false)
-                .interact()
-                .unwrap_or(false)
+        choose(report, ask_first)
     };
     let report = crate::sync::gate::run(request, &profile, &env.state_dir, &mut confirm)?;
     if let Some(message) = &report.recovered {
@@ -208,7 +195,7 @@ fn sync(
         ui.data(&(serde_json::to_string_pretty(&report).expect("the report serialises") + "\n"))
             .map_err(Error::Stdout)?;
     } else if !(request.interactive && matches!(report.decision, Decision::Applied | Decision::Declined)) {
-        ui.data(&preview(&report)).map_err(Error::Stdout)?;
+        ui.data(&preview(&report, ui.stdout_color())).map_err(Error::Stdout)?;
     }
     Ok(match report.decision {
         Decision::Applied => {
@@ -239,8 +226,70 @@ fn sync(
     })
 }
 
-/// The human preview: summary, operations, checks, diffs.
-fn preview(report: &crate::sync::gate::Report) -> String {
+/// The person at the terminal decides: each review-tier path is approved one by one (a "no"
+/// leaves it out), then everything is applied, some operations are left out, or nothing is.
+fn choose(report: &crate::sync::gate::Report, ask_first: bool) -> Approval {
+    let mut leave_out: Vec<String> = Vec::new();
+    for path in &report.review_paths {
+        let ok = dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "Approve {}? It runs code or changes how tools behave (see \"needs approval\")",
+                crate::ui::escape_name(path)
+            ))
+            .default(false)
+            .interact()
+            .unwrap_or(false);
+        if !ok {
+            leave_out.push(path.clone());
+        }
+    }
+    let left_out = |path: &str| {
+        leave_out.iter().any(|q| path == q || path.strip_prefix(q.as_str()).is_some_and(|r| r.starts_with('/')))
+    };
+    let remaining: Vec<&crate::sync::gate::OpView> = report.ops.iter().filter(|o| !left_out(&o.path)).collect();
+    if remaining.is_empty() {
+        return Approval::Decline;
+    }
+    if !ask_first && leave_out.is_empty() {
+        return Approval::Apply { leave_out };
+    }
+    let choice = dialoguer::Select::new()
+        .with_prompt(format!("Apply to {}?", report.host.display()))
+        .items([
+            format!("apply all {} operations", remaining.len()),
+            "choose operations to leave out".to_owned(),
+            "apply nothing".to_owned(),
+        ])
+        .default(0)
+        .interact()
+        .unwrap_or(2);
+    match choice {
+        0 => Approval::Apply { leave_out },
+        1 => {
+            let items: Vec<String> =
+                remaining.iter().map(|o| format!("{:<7} {}", o.op, crate::ui::escape_name(&o.path))).collect();
+            let Ok(kept) = dialoguer::MultiSelect::new()
+                .with_prompt("Space toggles, Enter applies the checked operations")
+                .items(&items)
+                .defaults(&vec![true; items.len()])
+                .interact()
+            else {
+                return Approval::Decline;
+            };
+            for (i, op) in remaining.iter().enumerate() {
+                if !kept.contains(&i) {
+                    leave_out.push(op.path.clone());
+                }
+            }
+            if kept.is_empty() { Approval::Decline } else { Approval::Apply { leave_out } }
+        }
+        _ => Approval::Decline,
+    }
+}
+
+/// The human preview: summary, operations, checks, diffs; `color` on a terminal.
+fn preview(report: &crate::sync::gate::Report, color: bool) -> String {
+    let paint = |code: &str, text: &str| crate::ui::paint(color, code, text);
     let mut out = String::new();
     let count = |op: &str| report.ops.iter().filter(|o| o.op == op).count();
     let bytes: u64 = report.ops.iter().filter_map(|o| o.bytes).sum();
@@ -255,11 +304,24 @@ fn preview(report: &crate::sync::gate::Report) -> String {
         count("chmod")
     ));
     for op in &report.ops {
-        out.push_str(&format!("  {:<7} {}\n", op.op, crate::ui::escape_name(&op.path)));
+        let code = match op.op {
+            "delete" => "31",
+            "write" | "symlink" => "32",
+            _ => "34",
+        };
+        out.push_str(&format!("  {} {}\n", paint(code, &format!("{:<7}", op.op)), crate::ui::escape_name(&op.path)));
     }
     let section = |out: &mut String, title: &str, items: &[String]| {
         if !items.is_empty() {
-            out.push_str(&format!("{title}:\n"));
+            let code = if title.starts_with("refused") || title.starts_with("conflicts") || title.starts_with("secrets")
+            {
+                "1;31"
+            } else if title.starts_with("needs") {
+                "1;33"
+            } else {
+                "1"
+            };
+            out.push_str(&format!("{}:\n", paint(code, title)));
             for item in items {
                 out.push_str(&format!("  {}\n", crate::ui::escape_name(item)));
             }
@@ -290,7 +352,20 @@ fn preview(report: &crate::sync::gate::Report) -> String {
     }
     section(&mut out, "excluded by the workspace's exclude globs", &report.excluded);
     section(&mut out, "notes", &report.notes);
-    out.push_str(&report.diffs);
+    if color {
+        for line in report.diffs.lines() {
+            let code = match line.as_bytes().first() {
+                Some(b'+') if !line.starts_with("+++") => "32",
+                Some(b'-') if !line.starts_with("---") => "31",
+                Some(b'@') => "36",
+                _ => "",
+            };
+            out.push_str(&if code.is_empty() { line.to_owned() } else { paint(code, line) });
+            out.push('\n');
+        }
+    } else {
+        out.push_str(&report.diffs);
+    }
     out
 }
 

@@ -7,7 +7,7 @@ use crate::scan::ruleset::RuleSet;
 
 /// Text grouped by file; `color` adds ANSI colours (only on a terminal).
 pub(crate) fn text(findings: &[Finding], color: bool) -> String {
-    let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() };
+    let paint = |code: &str, s: &str| crate::ui::paint(color, code, s);
     let mut out = String::new();
     let mut current: Option<&str> = None;
     for f in findings {

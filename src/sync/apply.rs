@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::sync::host::{Host, HostState, read_at, split};
 use crate::sync::manifest::{Entry, Kind, Manifest};
 use crate::sync::plan::{Op, Plan};
+use crate::sync::stage::Stage;
 use crate::sync::upper::{UpperEntry, UpperKind};
 
 /// What to do about a path the host changed since the baseline and the VM changed too.
@@ -75,18 +76,33 @@ pub(crate) fn check_conflicts(
     upper: &HashMap<&str, &UpperEntry>,
     host: &Host,
     on_conflict: OnConflict,
-) -> std::io::Result<Vec<Conflict>> {
+) -> std::io::Result<(Vec<Conflict>, Expected)> {
     let deleted: std::collections::HashSet<String> =
         plan.ops.iter().filter_map(|op| if let Op::Delete { path } = op { Some(path.clone()) } else { None }).collect();
-    let mut conflicts = Vec::new();
+    let mut conflicts: Vec<Conflict> = Vec::new();
+    let mut expected = Expected::new();
     let mut keep = Vec::with_capacity(plan.ops.len());
+    // Symlinks and files this plan deletes (checked: as in the baseline) before creating a
+    // directory there: nothing can be beneath them, and a symlink's target is never looked at.
+    // Deletions come first in a plan.
+    let mut replaced: std::collections::HashSet<String> = std::collections::HashSet::new();
     for op in std::mem::take(&mut plan.ops) {
-        // A symlink or mount point on the way to the path is never followed: always a conflict.
-        let Some(h) = state(host, op_path(&op))? else {
-            conflicts.push(Conflict {
-                path: op_path(&op).to_owned(),
-                message: "a symlink or mount on the host is in the way".into(),
-            });
+        let under_replaced = ancestors(op_path(&op)).any(|a| replaced.contains(a));
+        let h = if under_replaced { Some(HostState::Missing) } else { state(host, op_path(&op))? };
+        // A symlink or mount point on the way to the path is never followed: always a conflict,
+        // named by the ancestor that is in the way.
+        let Some(h) = h else {
+            let path = op_path(&op);
+            let blocker = blocking_ancestor(host, path)?;
+            if !conflicts.iter().any(|c| c.path == blocker) {
+                conflicts.push(Conflict {
+                    message: format!(
+                        "a symlink or mount point on the host is in the way of `{}`; the gate never writes through one",
+                        crate::ui::escape_name(path)
+                    ),
+                    path: blocker,
+                });
+            }
             keep.push(op);
             continue;
         };
@@ -119,20 +135,37 @@ pub(crate) fn check_conflicts(
                 (path.clone(), verdict)
             }
             Op::Mkdir { path, .. } => {
-                let verdict = match (h, deleted.contains(path)) {
+                let verdict = match (&h, deleted.contains(path)) {
                     (_, true) | (HostState::Missing, _) => Verdict::Keep,
                     (HostState::Dir { .. }, _) => Verdict::Drop("the directory already exists"),
                     _ => Verdict::Conflict("something else was created on the host at this path"),
                 };
                 (path.clone(), verdict)
             }
-            Op::DirMode { path, .. } => match h {
+            Op::DirMode { path, .. } => match &h {
                 HostState::Dir { .. } => (path.clone(), Verdict::Keep),
                 _ => (path.clone(), Verdict::Conflict("no longer a directory on the host")),
             },
         };
         match verdict {
-            Verdict::Keep => keep.push(op),
+            Verdict::Keep => {
+                if matches!(op, Op::Write { .. } | Op::Delete { .. })
+                    && matches!(h, HostState::File { .. })
+                    && host.stat(&path)?.is_some_and(|st| st.st_nlink > 1)
+                {
+                    plan.notes.push(format!(
+                        "{}: has other hard links on the host; the file is replaced, not written through, so they keep the old content",
+                        crate::ui::escape_name(&path)
+                    ));
+                }
+                // Only a symlink or file: a deleted directory can survive with host-only files
+                // in it, which must still be checked.
+                if let (Op::Delete { path }, HostState::File { .. } | HostState::Symlink { .. }) = (&op, &h) {
+                    replaced.insert(path.clone());
+                }
+                expected.entry(path).or_insert(h);
+                keep.push(op);
+            }
             Verdict::Drop(why) => plan.notes.push(format!("{path}: {why}")),
             Verdict::Conflict(why) => match on_conflict {
                 OnConflict::Refuse => {
@@ -142,13 +175,65 @@ pub(crate) fn check_conflicts(
                 OnConflict::KeepHost => plan.notes.push(format!("{path}: conflict ({why}); kept the host's version")),
                 OnConflict::TakeVm => {
                     plan.notes.push(format!("{path}: conflict ({why}); took the VM's version (undo restores it)"));
+                    expected.entry(path).or_insert(h);
                     keep.push(op);
                 }
             },
         }
     }
     plan.ops = keep;
-    Ok(conflicts)
+    Ok((conflicts, expected))
+}
+
+/// What the conflict check saw on the host for each path of the plan: `apply` refuses to go on
+/// if a path no longer is what was checked (E_TOCTOU_CHANGED).
+pub(crate) type Expected = HashMap<String, HostState>;
+
+/// Whether two observations of a host path show the same thing (content, not metadata).
+fn same_state(a: &HostState, b: &HostState) -> bool {
+    match (a, b) {
+        (HostState::File { sha256: x, .. }, HostState::File { sha256: y, .. }) => x == y,
+        (HostState::Symlink { target: x }, HostState::Symlink { target: y }) => x == y,
+        (HostState::Dir { .. }, HostState::Dir { .. }) | (HostState::Missing, HostState::Missing) => true,
+        _ => false,
+    }
+}
+
+fn toctou(path: &str, what: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{}: {what} on the host after the checks (E_TOCTOU_CHANGED); the sync is abandoned",
+        crate::ui::escape_name(path)
+    ))
+}
+
+/// Enough of a file's identity to notice that it was replaced or edited between two looks.
+type Ident = Option<(u64, u64, i64, i64, i64)>;
+
+fn ident(dir: &OwnedFd, name: &str) -> std::io::Result<Ident> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some((st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec as i64))),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `a`, `a/b` for `a/b/c`: the proper ancestors of a relative path, outermost first.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
+}
+
+/// The outermost ancestor of `path` that is a symlink, not a directory, or another mount on
+/// the host (what makes `path` unreachable without following something); `path` itself if none.
+fn blocking_ancestor(host: &Host, path: &str) -> std::io::Result<String> {
+    let root_dev = rustix::fs::fstat(&host.root)?.st_dev;
+    for a in ancestors(path) {
+        let Some(stat) = host.stat(a)? else { continue };
+        let dir = rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory;
+        if !dir || stat.st_dev != root_dev {
+            return Ok(a.to_owned());
+        }
+    }
+    Ok(path.to_owned())
 }
 
 enum Verdict {
@@ -169,6 +254,9 @@ pub(crate) enum Record {
         backup: Option<String>,
         prev: Prev,
         sha256: Option<String>,
+        /// The temp file a write goes through, removed by a roll-back if it is still there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tmp: Option<String>,
     },
     Done {
         seq: usize,
@@ -210,6 +298,13 @@ impl Journal {
         self.file.sync_data()
     }
 
+    /// Make the backups written since the last flush durable (names and contents, one
+    /// `syncfs` of the state directory's filesystem), then the journal records.
+    fn flush_all(&mut self) -> std::io::Result<()> {
+        rustix::fs::syncfs(&self.file)?;
+        self.sync()
+    }
+
     pub(crate) fn read(dir: &Path) -> std::io::Result<Vec<Record>> {
         let file = std::fs::File::open(dir.join("journal.jsonl"))?;
         let mut out = Vec::new();
@@ -237,28 +332,54 @@ fn parent_fd(host: &Host, rel: &str) -> std::io::Result<(OwnedFd, String)> {
     Ok((dir, name.to_owned()))
 }
 
-/// Write `bytes` (or a symlink to `target`) at `name` in `dir` atomically: temp file, fsync,
-/// rename, and (unless the caller batches it) directory fsync.
-fn put(dir: &OwnedFd, name: &str, content: &Content<'_>, mode: u32, sync_dir: bool) -> std::io::Result<()> {
-    // A fresh, unguessable name created with O_EXCL: an existing host file is never touched.
-    let tmp = format!(".sandbox-sync-{}-{:016x}.tmp", std::process::id(), rand_u64());
+/// A fresh, unguessable temp name: created with O_EXCL, so an existing host file is never
+/// touched, and recorded in the journal before it is created, so a roll-back removes it.
+fn temp_name() -> String {
+    format!(".sandbox-sync-{}-{:016x}.tmp", std::process::id(), rand_u64())
+}
+
+/// Create `tmp` in `dir` with `content` (not yet durable: the caller flushes). On failure
+/// nothing is left behind.
+fn write_temp(dir: &OwnedFd, tmp: &str, content: &Content<'_>, mode: u32) -> std::io::Result<()> {
     match content {
         Content::Bytes(bytes) => {
             let fd = rustix::fs::openat(
                 dir,
-                tmp.as_str(),
+                tmp,
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o600),
             )?;
             let mut file = std::fs::File::from(fd);
-            file.write_all(bytes)?;
-            rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
-            file.sync_all()?;
+            let written =
+                file.write_all(bytes).and_then(|()| Ok(rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?));
+            if let Err(e) = written {
+                // ENOSPC and the like: the partial temp file must not stay in the workspace.
+                let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+                return Err(e);
+            }
         }
-        Content::Symlink(target) => rustix::fs::symlinkat(*target, dir, tmp.as_str())?,
+        Content::Symlink(target) => rustix::fs::symlinkat(*target, dir, tmp)?,
     }
-    rustix::fs::renameat(dir, tmp.as_str(), dir, name)?;
-    if sync_dir { fsync_dir(dir) } else { Ok(()) }
+    Ok(())
+}
+
+/// Write `bytes` (or a symlink to `target`) at `name` in `dir` atomically and durably on its
+/// own: temp file, fsync, rename, directory fsync. Used by roll-backs; `apply` batches this.
+fn put(dir: &OwnedFd, name: &str, content: &Content<'_>, mode: u32) -> std::io::Result<()> {
+    let tmp = temp_name();
+    write_temp(dir, &tmp, content, mode)?;
+    let synced = match content {
+        Content::Bytes(_) => {
+            rustix::fs::openat(dir, tmp.as_str(), OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                .and_then(|fd| rustix::fs::fsync(&fd))
+        }
+        Content::Symlink(_) => Ok(()),
+    };
+    if let Err(e) = synced.and_then(|()| rustix::fs::renameat(dir, tmp.as_str(), dir, name)) {
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
+        return Err(e.into());
+    }
+    fsync_dir(dir)
 }
 
 fn rand_u64() -> u64 {
@@ -278,8 +399,8 @@ pub(crate) fn file_mode(upper_mode: u32) -> u32 {
     if upper_mode & 0o111 != 0 { 0o755 } else { 0o644 }
 }
 
-fn prev_of(host: &Host, rel: &str) -> std::io::Result<Prev> {
-    Ok(match host.state(rel)? {
+fn prev_of(rel: &str, now: HostState) -> std::io::Result<Prev> {
+    Ok(match now {
         HostState::Missing => Prev::Missing,
         HostState::File { mode, .. } => Prev::File { mode },
         HostState::Dir { mode } => Prev::Dir { mode },
@@ -293,20 +414,66 @@ fn prev_of(host: &Host, rel: &str) -> std::io::Result<Prev> {
 pub(crate) fn apply(
     plan: &Plan,
     upper: &HashMap<&str, &UpperEntry>,
-    staged: &HashMap<String, (PathBuf, String)>,
+    staged: &Stage,
     host: &Host,
+    expected: &Expected,
     journal_dir: &Path,
 ) -> std::io::Result<()> {
     let mut journal = Journal::create(journal_dir)?;
     let ops: Vec<(usize, &Op)> = plan.ops.iter().enumerate().collect();
-    // Operations go in batches: the intents (and backups) of a batch are made durable together,
-    // then its operations run, then the touched directories are fsynced once each. The
-    // write-ahead rule holds for every operation, with a few fsyncs per batch instead of per file.
+    // Operations go in batches, with a handful of flushes per batch instead of an fsync per
+    // file: (1) backups and intents are written, then flushed together (`syncfs` of the state
+    // directory's filesystem, then the journal); (2) the operations run, each write into a temp
+    // file named in its intent; (3) one `syncfs` of the workspace makes the temp files durable,
+    // then they are renamed over their targets, and a second `syncfs` makes the renames, new
+    // directories and deletions durable; (4) the batch is marked done. A crash anywhere leaves
+    // each target old or new, and the roll-back removes temp files by their recorded names.
+    // Symlinks and files deleted so far: what a later operation finds beneath one is nothing
+    // (never what the symlink pointed to).
+    let mut gone: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // Paths an earlier operation of this apply already touched: only the first one finds the
+    // host as the checks saw it.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut deleted: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for batch in ops.chunks(BATCH) {
         let mut prevs = Vec::with_capacity(batch.len());
+        let mut temps = Vec::with_capacity(batch.len());
+        let mut idents = Vec::with_capacity(batch.len());
         for &(seq, op) in batch {
             let path = op_path(op);
-            let prev = prev_of(host, path)?;
+            let beneath_gone = ancestors(path).any(|a| gone.contains(a));
+            // A path this apply deleted before (a type change: file to directory, directory to
+            // link...) is missing by the time this operation runs; its roll-back must know that.
+            let now = if beneath_gone || deleted.contains(path) {
+                HostState::Missing
+            } else {
+                state(host, path)?.unwrap_or(HostState::Other)
+            };
+            if seen.insert(path)
+                && let Some(before) = expected.get(path)
+                && !same_state(before, &now)
+            {
+                return Err(toctou(path, "changed"));
+            }
+            let prev = prev_of(path, now)?;
+            // What a write expects to find just before its rename: nothing, if this apply
+            // deletes the path first (or it is beneath a deleted symlink), else this very file.
+            let expect_at_rename = if matches!(op, Op::Write { .. }) && !beneath_gone && !deleted.contains(path) {
+                let (parent, name) = split(path);
+                // No parent yet: a directory this apply creates first.
+                match host.dir(parent)? {
+                    Some(dir) => ident(&dir, name)?,
+                    None => None,
+                }
+            } else {
+                None
+            };
+            if matches!(op, Op::Delete { .. }) {
+                deleted.insert(path);
+            }
+            if matches!(op, Op::Delete { .. }) && matches!(prev, Prev::File { .. } | Prev::Symlink { .. }) {
+                gone.insert(path);
+            }
             let backup = match &prev {
                 Prev::File { .. } if matches!(op, Op::Delete { .. } | Op::Write { .. }) => {
                     let (dir, name) = parent_fd(host, path)?;
@@ -317,12 +484,12 @@ pub(crate) fn apply(
                         .create_new(true)
                         .open(journal.dir.join("backups").join(&backup_name))?;
                     f.write_all(&bytes)?;
-                    f.sync_all()?;
                     Some(backup_name)
                 }
                 _ => None,
             };
-            let sha256 = staged.get(path).map(|(_, sha)| sha.clone());
+            let tmp = matches!(op, Op::Write { .. }).then(temp_name);
+            let sha256 = staged.sha256(path).map(str::to_owned);
             journal.write(&Record::Intent {
                 seq,
                 op: op_kind(op).into(),
@@ -330,24 +497,32 @@ pub(crate) fn apply(
                 backup,
                 prev: prev.clone(),
                 sha256,
+                tmp: tmp.clone(),
             })?;
             prevs.push(prev);
+            temps.push(tmp);
+            idents.push(expect_at_rename);
         }
-        journal.sync()?;
-        let mut touched: Vec<(String, OwnedFd)> = Vec::new();
-        for (&(seq, op), prev) in batch.iter().zip(&prevs) {
+        journal.flush_all()?;
+        let mut pending: Vec<Rename> = Vec::new();
+        for (((&(seq, op), prev), tmp), expect) in batch.iter().zip(&prevs).zip(&temps).zip(&idents) {
             failpoint(seq);
             let path = op_path(op);
+            if matches!(op, Op::Delete { .. }) && !pending.is_empty() {
+                // A deletion may concern a directory a pending rename lands in: keep plan order.
+                finish_renames(host, &mut pending)?;
+            }
             let (dir, name) = parent_fd(host, path)?;
-            perform(op, prev, &dir, &name, upper, staged)?;
-            let parent = split(path).0.to_owned();
-            if !touched.iter().any(|(p, _)| *p == parent) {
-                touched.push((parent, dir));
+            match (op, tmp) {
+                (Op::Write { path }, Some(tmp)) => {
+                    write_op(path, &dir, tmp, upper, staged)?;
+                    pending.push(Rename { dir, tmp: tmp.clone(), name, path, expect: *expect });
+                }
+                _ => perform(op, prev, &dir, &name)?,
             }
         }
-        for (_, dir) in &touched {
-            fsync_dir(dir)?;
-        }
+        finish_renames(host, &mut pending)?;
+        rustix::fs::syncfs(&host.root)?;
         for &(seq, _) in batch {
             journal.write(&Record::Done { seq })?;
         }
@@ -359,10 +534,68 @@ pub(crate) fn apply(
     journal.sync()
 }
 
-/// Operations per journal batch.
-const BATCH: usize = 256;
+/// A write's temp file, to be renamed over its target once durable, if the target still is
+/// what was there when its intent was recorded.
+struct Rename<'a> {
+    dir: OwnedFd,
+    tmp: String,
+    name: String,
+    path: &'a str,
+    expect: Ident,
+}
 
-fn op_path(op: &Op) -> &str {
+/// Make the pending temp files durable (one `syncfs`), then rename each over its target.
+fn finish_renames(host: &Host, pending: &mut Vec<Rename<'_>>) -> std::io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    rustix::fs::syncfs(&host.root)?;
+    for r in pending.drain(..) {
+        match r.expect {
+            // A new path: a file the host created there since is never clobbered.
+            None => match rustix::fs::renameat_with(
+                &r.dir,
+                r.tmp.as_str(),
+                &r.dir,
+                r.name.as_str(),
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Err(rustix::io::Errno::EXIST) => return Err(toctou(r.path, "appeared")),
+                other => other?,
+            },
+            Some(_) => {
+                if ident(&r.dir, &r.name)? != r.expect {
+                    return Err(toctou(r.path, "changed"));
+                }
+                rustix::fs::renameat(&r.dir, r.tmp.as_str(), &r.dir, r.name.as_str())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write the new content of `path` into its temp file `tmp` in `dir`.
+fn write_op(
+    path: &str,
+    dir: &OwnedFd,
+    tmp: &str,
+    upper: &HashMap<&str, &UpperEntry>,
+    staged: &Stage,
+) -> std::io::Result<()> {
+    let entry = upper[path];
+    match &entry.kind {
+        UpperKind::Symlink { target } => write_temp(dir, tmp, &Content::Symlink(target), 0),
+        _ => {
+            let bytes = staged.read(path)?;
+            write_temp(dir, tmp, &Content::Bytes(&bytes), file_mode(entry.mode))
+        }
+    }
+}
+
+/// Operations per journal batch.
+const BATCH: usize = 2048;
+
+pub(crate) fn op_path(op: &Op) -> &str {
     match op {
         Op::Delete { path } | Op::Mkdir { path, .. } | Op::Write { path } | Op::DirMode { path, .. } => path,
     }
@@ -377,14 +610,7 @@ fn op_kind(op: &Op) -> &'static str {
     }
 }
 
-fn perform(
-    op: &Op,
-    prev: &Prev,
-    dir: &OwnedFd,
-    name: &str,
-    upper: &HashMap<&str, &UpperEntry>,
-    staged: &HashMap<String, (PathBuf, String)>,
-) -> std::io::Result<()> {
+fn perform(op: &Op, prev: &Prev, dir: &OwnedFd, name: &str) -> std::io::Result<()> {
     match op {
         Op::Delete { .. } => match prev {
             Prev::Dir { .. } => match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
@@ -404,19 +630,7 @@ fn perform(
             Err(rustix::io::Errno::EXIST) => {}
             other => other?,
         },
-        Op::Write { path } => {
-            let entry = upper[path.as_str()];
-            match &entry.kind {
-                UpperKind::Symlink { target } => put(dir, name, &Content::Symlink(target), 0, false)?,
-                _ => {
-                    let (staged_path, _) = staged
-                        .get(path.as_str())
-                        .ok_or_else(|| std::io::Error::other(format!("{path}: not staged")))?;
-                    let bytes = std::fs::read(staged_path)?;
-                    put(dir, name, &Content::Bytes(&bytes), file_mode(entry.mode), false)?;
-                }
-            }
-        }
+        Op::Write { path } => return Err(std::io::Error::other(format!("{path}: a write without a temp name"))),
         Op::DirMode { mode, .. } => {
             let fd = rustix::fs::openat(
                 dir,
@@ -432,12 +646,7 @@ fn perform(
 
 /// Re-read every touched path and compare it with the plan. A mismatch leaves the journal
 /// uncommitted, so the next run rolls the whole apply back.
-fn verify(
-    plan: &Plan,
-    upper: &HashMap<&str, &UpperEntry>,
-    staged: &HashMap<String, (PathBuf, String)>,
-    host: &Host,
-) -> std::io::Result<()> {
+fn verify(plan: &Plan, upper: &HashMap<&str, &UpperEntry>, staged: &Stage, host: &Host) -> std::io::Result<()> {
     let recreated: std::collections::HashSet<&str> = plan
         .ops
         .iter()
@@ -452,7 +661,7 @@ fn verify(
                 let now = host.state(path)?;
                 let ok = match (&upper[path.as_str()].kind, &now) {
                     (UpperKind::Symlink { target }, HostState::Symlink { target: t }) => target == t,
-                    (_, HostState::File { sha256, .. }) => staged.get(path.as_str()).is_some_and(|(_, s)| s == sha256),
+                    (_, HostState::File { sha256, .. }) => staged.sha256(path).is_some_and(|s| s == sha256),
                     _ => false,
                 };
                 (path, ok)
@@ -487,23 +696,38 @@ fn failpoint(step: usize) {
 /// Paths whose current state is not what the apply left there (for `--undo`).
 pub(crate) fn changed_since(records: &[Record], host: &Host) -> std::io::Result<Vec<String>> {
     let mut changed = Vec::new();
-    for record in records {
+    for (i, record) in records.iter().enumerate() {
         let Record::Intent { op, path, sha256, .. } = record else { continue };
-        let now = host.state(path)?;
-        let as_left = match op.as_str() {
-            "write" => match (&now, sha256) {
-                (HostState::File { sha256: a, .. }, Some(b)) => a == b,
-                (HostState::Symlink { .. }, None) => true,
-                _ => false,
-            },
-            "delete" => matches!(now, HostState::Missing | HostState::Dir { .. }),
-            _ => matches!(now, HostState::Dir { .. }),
-        };
-        if !as_left {
+        if is_superseded(records, i, path) {
+            continue;
+        }
+        // Beneath a symlink or file the apply left, a path is simply not there.
+        let now = state(host, path)?.unwrap_or(HostState::Missing);
+        if !left_as_applied(op, sha256.as_deref(), &now) {
             changed.push(path.clone());
         }
     }
     Ok(changed)
+}
+
+/// Whether a later intent of the same apply concerns `path` too (a type change: delete, then
+/// create): only the last one says what the apply left there.
+fn is_superseded(records: &[Record], i: usize, path: &str) -> bool {
+    records[i + 1..].iter().any(|r| matches!(r, Record::Intent { path: p, .. } if p == path))
+}
+
+/// Whether `now` is what operation `op` left at its path.
+fn left_as_applied(op: &str, sha256: Option<&str>, now: &HostState) -> bool {
+    match op {
+        "write" => match (now, sha256) {
+            (HostState::File { sha256: a, .. }, Some(b)) => a == b,
+            (HostState::Symlink { .. }, None) => true,
+            _ => false,
+        },
+        // A directory that kept host-only files stays.
+        "delete" => matches!(now, HostState::Missing | HostState::Dir { .. }),
+        _ => matches!(now, HostState::Dir { .. }),
+    }
 }
 
 /// Undo the operations of `records` that were begun, newest first, restoring `backups/`.
@@ -513,23 +737,15 @@ pub(crate) fn roll_back(records: &[Record], dir: &Path, host: &Host, verify: boo
     let done: std::collections::HashSet<usize> =
         records.iter().filter_map(|r| if let Record::Done { seq } = r { Some(*seq) } else { None }).collect();
     let mut changed = Vec::new();
-    for record in records.iter().rev() {
-        let Record::Intent { seq, op, path, backup, prev, sha256 } = record else { continue };
-        let now = host.state(path)?;
-        if verify {
-            let as_left = match op.as_str() {
-                "write" => match (&now, sha256) {
-                    (HostState::File { sha256: a, .. }, Some(b)) => a == b,
-                    (HostState::Symlink { .. }, None) => true,
-                    _ => false,
-                },
-                "delete" => {
-                    now == HostState::Missing || matches!((&now, prev), (HostState::Dir { .. }, Prev::Dir { .. }))
-                }
-                "mkdir" | "dirmode" => matches!(now, HostState::Dir { .. }),
-                _ => false,
+    for (i, record) in records.iter().enumerate().rev() {
+        let Record::Intent { seq, op, path, backup, prev, sha256, tmp } = record else { continue };
+        let now = state(host, path)?.unwrap_or(HostState::Missing);
+        if verify && !is_superseded(records, i, path) && done.contains(seq) {
+            let as_left = match (op.as_str(), prev) {
+                ("delete", Prev::File { .. } | Prev::Symlink { .. }) => now == HostState::Missing,
+                _ => left_as_applied(op, sha256.as_deref(), &now),
             };
-            if !as_left && done.contains(seq) {
+            if !as_left {
                 changed.push(path.clone());
                 continue;
             }
@@ -539,19 +755,25 @@ pub(crate) fn roll_back(records: &[Record], dir: &Path, host: &Host, verify: boo
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
+        if let Some(tmp) = tmp {
+            match rustix::fs::unlinkat(&pdir, tmp.as_str(), AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         match prev {
             Prev::File { mode } => {
                 let bytes = std::fs::read(dir.join("backups").join(backup.as_deref().unwrap_or("missing")))?;
                 if matches!(now, HostState::Dir { .. }) {
                     let _ = rustix::fs::unlinkat(&pdir, name.as_str(), AtFlags::REMOVEDIR);
                 }
-                put(&pdir, &name, &Content::Bytes(&bytes), *mode, true)?;
+                put(&pdir, &name, &Content::Bytes(&bytes), *mode)?;
             }
             Prev::Symlink { target } => {
                 if matches!(now, HostState::Dir { .. }) {
                     let _ = rustix::fs::unlinkat(&pdir, name.as_str(), AtFlags::REMOVEDIR);
                 }
-                put(&pdir, &name, &Content::Symlink(target), 0, true)?;
+                put(&pdir, &name, &Content::Symlink(target), 0)?;
             }
             Prev::Dir { mode } => match now {
                 HostState::Dir { .. } => {

@@ -24,6 +24,15 @@ pub(crate) enum SyncError {
     )]
     Changed { path: String },
 
+    #[error("applying to `{}` failed: {source}; every change it had made was rolled back, the workspace is as it was\n  help: fix the cause (disk space, permissions) and run the sync again", host.display())]
+    ApplyRolledBack { host: PathBuf, source: std::io::Error },
+
+    #[error("applying to `{}` failed: {source}, and rolling back failed too: {rollback}\n  help: fix the cause; the next `sandbox sync` or `sandbox sync --undo` finishes the roll-back before anything else", host.display())]
+    ApplyFailed { host: PathBuf, source: std::io::Error, rollback: std::io::Error },
+
+    #[error("another `sandbox sync` is running for `{}` (its lock `{}` is held)\n  help: wait for it to finish, then run this one again", host.display(), lock.display())]
+    Locked { host: PathBuf, lock: PathBuf },
+
     #[error("invalid sync policy in the profile: {message}")]
     Policy { message: String },
 

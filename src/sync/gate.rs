@@ -21,6 +21,7 @@ use crate::sync::host::Host;
 use crate::sync::manifest::{self, hex};
 use crate::sync::plan::{self, Op, Plan};
 use crate::sync::policy::{Issue, Policy, Tier};
+use crate::sync::stage::{self, Stage};
 use crate::sync::store;
 use crate::sync::upper::{self, Namespace, Upper, UpperEntry, UpperKind};
 
@@ -59,12 +60,26 @@ pub(crate) struct Report {
     pub(crate) refusals: Vec<String>,
     pub(crate) policy: Vec<String>,
     pub(crate) review: Vec<String>,
+    /// The paths of `review`, for the per-path approval.
+    #[serde(skip)]
+    pub(crate) review_paths: Vec<String>,
     pub(crate) conflicts: Vec<Conflict>,
     pub(crate) findings: Vec<Finding>,
     pub(crate) preexisting_findings: usize,
     pub(crate) decision: Decision,
     #[serde(skip)]
     pub(crate) diffs: String,
+}
+
+/// What the person at the terminal decided about a plan the gate let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Approval {
+    /// Apply, leaving out these paths (and the operations that depend on them). Review-tier
+    /// paths not left out count as approved.
+    Apply {
+        leave_out: Vec<String>,
+    },
+    Decline,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +107,29 @@ fn hash_root(path: &Path) -> String {
 /// `$XDG_STATE_HOME/sandbox/sync/<workspace hash>/`: `pending/` while applying, `last/` after.
 pub(crate) fn sync_dir(state_dir: &Path, host: &Path) -> PathBuf {
     store::root(state_dir).join("sync").join(hash_root(host))
+}
+
+/// Hold the workspace's sync lock (released when the returned descriptor is dropped): two syncs
+/// of one workspace must never interleave, nor share a staging directory.
+fn lock(state_dir: &Path, host_root: &Path) -> Result<std::os::fd::OwnedFd, SyncError> {
+    let dir = sync_dir(state_dir, host_root);
+    let path = dir.join("lock");
+    let io = |source| SyncError::Io { path: path.clone(), source };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let fd = rustix::fs::open(
+        &path,
+        rustix::fs::OFlags::CREATE
+            | rustix::fs::OFlags::RDWR
+            | rustix::fs::OFlags::CLOEXEC
+            | rustix::fs::OFlags::NOFOLLOW,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| io(e.into()))?;
+    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(fd),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(SyncError::Locked { host: host_root.to_path_buf(), lock: path }),
+        Err(e) => Err(io(e.into())),
+    }
 }
 
 /// Roll back an apply that did not commit (a crash or kill); finish one that did.
@@ -128,9 +166,16 @@ fn promote(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Read the upper (directory or tar stream) and stage every file the plan may write.
-fn read_source(source: &Source, ns: Namespace, stage: &Path, profile: &Profile) -> Result<Upper, SyncError> {
+fn read_source(
+    source: &Source,
+    ns: Namespace,
+    stage: &Path,
+    profile: &Profile,
+    policy: &Policy,
+) -> Result<Upper, SyncError> {
     match source {
-        Source::Dir(dir) => upper::read(dir, ns).map_err(|source| SyncError::Io { path: dir.clone(), source }),
+        Source::Dir(dir) => upper::read_within(dir, ns, policy.read_limits(), |p| policy.is_excluded(p))
+            .map_err(|source| SyncError::Io { path: dir.clone(), source }),
         Source::Tar { path, entries, bytes } => {
             let limits = crate::sync::tar::TarLimits {
                 max_entries: profile.sync.max_files.saturating_mul(4).max(1000),
@@ -149,76 +194,145 @@ fn read_source(source: &Source, ns: Namespace, stage: &Path, profile: &Profile) 
     }
 }
 
-/// Copy each file to write into private staging (for a directory source), verifying it still
-/// has the bytes that were planned. Returns path → (staged file, sha256).
-fn stage(
+/// Stage every file the plan writes and scan the staged bytes (see `stage`). Findings whose
+/// secret the host's current version already has are pre-existing and do not block. Also
+/// returns the paths with any finding, whose diffs are never shown.
+#[allow(clippy::type_complexity)]
+fn stage_and_scan(
     plan: &Plan,
     upper: &HashMap<&str, &UpperEntry>,
     stage_dir: &Path,
-) -> Result<HashMap<String, (PathBuf, String)>, SyncError> {
-    let mut staged = HashMap::new();
-    for op in &plan.ops {
-        let Op::Write { path } = op else { continue };
-        let entry = upper[path.as_str()];
-        let UpperKind::File { sha256, .. } = &entry.kind else { continue };
-        let target = stage_dir.join(sha256);
-        if !target.exists() {
-            let io = |source| SyncError::Io { path: entry.source.clone(), source };
-            let (parent, name) =
-                (entry.source.parent().unwrap_or(Path::new("/")), entry.source.file_name().unwrap_or_default());
-            let dir = rustix::fs::open(
-                parent,
-                rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|e| io(e.into()))?;
-            let bytes = crate::sync::host::read_at(&dir, &name.to_string_lossy()).map_err(io)?;
-            if hex(&Sha256::digest(&bytes)) != *sha256 {
-                return Err(SyncError::Changed { path: path.clone() });
-            }
-            let mut tmp = tempfile::NamedTempFile::new_in(stage_dir).map_err(io)?;
-            tmp.write_all(&bytes).map_err(io)?;
-            tmp.persist(&target).map_err(|e| io(e.error))?;
-        }
-        staged.insert(path.clone(), (target, sha256.clone()));
-    }
-    Ok(staged)
-}
-
-/// Scan the staged bytes; findings whose secret the host's current version already has are
-/// pre-existing and do not block.
-/// Also returns the paths with any finding, whose diffs are never shown.
-fn scan(
+    private: bool,
     set: &RuleSet,
-    staged: &HashMap<String, (PathBuf, String)>,
     host: &Host,
-) -> Result<(Vec<Finding>, usize, std::collections::HashSet<String>), SyncError> {
+) -> Result<(Stage, Vec<Finding>, usize, std::collections::HashSet<String>), SyncError> {
+    let items: Vec<stage::Item<'_>> = plan
+        .ops
+        .iter()
+        .filter_map(|op| {
+            let Op::Write { path } = op else { return None };
+            let entry = upper[path.as_str()];
+            let UpperKind::File { sha256, size } = &entry.kind else { return None };
+            Some(stage::Item { path, source: &entry.source, sha256, size: *size, private })
+        })
+        .collect();
     let opts = crate::scan::engine::EngineOptions::default();
     let limits = crate::scan::archive::ArchiveLimits::default();
-    let mut new = Vec::new();
-    let mut preexisting = 0;
-    let mut secret_paths = std::collections::HashSet::new();
-    let mut paths: Vec<&String> = staged.keys().collect();
-    paths.sort();
-    for path in paths {
-        let (file, _) = &staged[path];
-        let bytes = std::fs::read(file).map_err(|source| SyncError::Io { path: file.clone(), source })?;
-        let found = crate::scan::archive::scan(set, path, &bytes, limits, opts);
+    let (staged, scanned) = Stage::build(stage_dir, &items, |path, bytes| {
+        let found = crate::scan::archive::scan(set, path, bytes, limits, opts);
         if found.is_empty() {
-            continue;
+            return (Vec::new(), 0);
         }
-        secret_paths.insert(path.clone());
         let before: Vec<Finding> = match host.read(path) {
             Ok(Some(old)) => crate::scan::archive::scan(set, path, &old, limits, opts),
             _ => Vec::new(),
         };
-        for f in found {
-            let known = !f.is_unscannable()
-                && before.iter().any(|b| b.rule_id == f.rule_id && b.secret_digest == f.secret_digest);
-            if known { preexisting += 1 } else { new.push(f) }
+        let total = found.len();
+        let new: Vec<Finding> = found
+            .into_iter()
+            .filter(|f| {
+                f.is_unscannable()
+                    || !before.iter().any(|b| b.rule_id == f.rule_id && b.secret_digest == f.secret_digest)
+            })
+            .collect();
+        let preexisting = total - new.len();
+        (new, preexisting)
+    })
+    .map_err(|e| match e {
+        stage::StageError::Io { path, source } => SyncError::Io { path, source },
+        stage::StageError::Changed { path } => SyncError::Changed { path },
+    })?;
+    let mut secret_paths = std::collections::HashSet::new();
+    let mut new = Vec::new();
+    let mut preexisting = 0;
+    for (item, (found, known)) in items.iter().zip(scanned) {
+        if !found.is_empty() || known > 0 {
+            secret_paths.insert(item.path.to_owned());
+        }
+        new.extend(found);
+        preexisting += known;
+    }
+    new.sort_by(|a, b| (&a.path, a.line, a.column, &a.rule_id).cmp(&(&b.path, b.line, b.column, &b.rule_id)));
+    Ok((staged, new, preexisting, secret_paths))
+}
+
+/// Drop from `plan` every operation on a path left out or inside one, and the deletion of any
+/// directory that holds one (it must stay). Returns the paths dropped, in plan order.
+fn leave_out_ops(plan: &mut Plan, leave_out: &[String]) -> Vec<String> {
+    let within = |p: &str, q: &str| p == q || p.strip_prefix(q).is_some_and(|rest| rest.starts_with('/'));
+    let mut dropped = Vec::new();
+    plan.ops.retain(|op| {
+        let path = apply::op_path(op);
+        let drop = leave_out.iter().any(|q| within(path, q))
+            || (matches!(op, Op::Delete { .. }) && leave_out.iter().any(|q| within(q, path)));
+        if drop {
+            dropped.push(path.to_owned());
+        }
+        !drop
+    });
+    dropped
+}
+
+/// Host files listed per directory at most, in the notes about host-only files kept.
+const KEPT_LISTED: usize = 20;
+
+/// Notes naming host files the VM never saw (not in the baseline) that stay inside a directory
+/// the VM deleted or replaced (opaque): the host will not match the VM's view there, and the
+/// user should know why.
+fn host_only_kept(
+    plan: &Plan,
+    base: &manifest::Manifest,
+    upper: &HashMap<&str, &UpperEntry>,
+    host: &Host,
+) -> std::io::Result<Vec<String>> {
+    let touched: std::collections::HashSet<&str> = plan.ops.iter().map(apply::op_path).collect();
+    let mut cleared: Vec<&str> = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Delete { path } if matches!(base.entries.get(path).map(|e| &e.kind), Some(manifest::Kind::Dir)) => {
+                Some(path.as_str())
+            }
+            _ => None,
+        })
+        .chain(upper.values().filter(|e| matches!(e.kind, UpperKind::Dir { opaque: true })).map(|e| e.path.as_str()))
+        .collect();
+    cleared.sort_unstable();
+    cleared.dedup();
+    // Nested cleared directories are covered by their outermost one.
+    let outer: Vec<&str> = cleared
+        .iter()
+        .copied()
+        .filter(|d| !cleared.iter().any(|o| o != d && d.starts_with(&format!("{o}/"))))
+        .collect();
+    let mut notes = Vec::new();
+    for dir in outer {
+        let mut kept = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(d) = pending.pop() {
+            for (name, is_dir) in host.list(&d)? {
+                let path = format!("{d}/{name}");
+                if is_dir {
+                    pending.push(path.clone());
+                }
+                if !base.entries.contains_key(&path) && !touched.contains(path.as_str()) && !is_dir {
+                    kept.push(path);
+                }
+            }
+        }
+        kept.sort();
+        for path in kept.iter().take(KEPT_LISTED) {
+            notes.push(format!(
+                "{}: kept: a host file the VM never saw, inside `{}`, which the VM deleted or replaced",
+                crate::ui::escape_name(path),
+                crate::ui::escape_name(dir)
+            ));
+        }
+        if kept.len() > KEPT_LISTED {
+            notes.push(format!("… and {} more host-only files kept inside `{}`", kept.len() - KEPT_LISTED, dir));
         }
     }
-    Ok((new, preexisting, secret_paths))
+    Ok(notes)
 }
 
 fn view(plan: &Plan, upper: &HashMap<&str, &UpperEntry>) -> Vec<OpView> {
@@ -248,12 +362,7 @@ const DIFF_LINES_TOTAL: usize = 4000;
 
 /// Unified diffs of changed text files (host now → staged), binary files summarised, capped.
 /// Files with a secret finding get no diff: a diff would print the secret.
-fn diffs(
-    plan: &Plan,
-    staged: &HashMap<String, (PathBuf, String)>,
-    host: &Host,
-    withheld: &std::collections::HashSet<String>,
-) -> String {
+fn diffs(plan: &Plan, staged: &Stage, host: &Host, withheld: &std::collections::HashSet<String>) -> String {
     let mut out = String::new();
     let mut shown = 0;
     let writes: Vec<&String> =
@@ -263,12 +372,14 @@ fn diffs(
             out.push_str(&format!("… diffs of {} more files not shown\n", writes.len() - i));
             break;
         }
-        let Some((file, _)) = staged.get(path) else { continue };
+        if staged.get(path).is_none() {
+            continue;
+        }
         if withheld.contains(path) {
             out.push_str(&format!("diff of {} withheld: it contains a secret finding\n", crate::ui::escape_name(path)));
             continue;
         }
-        let new = std::fs::read(file).unwrap_or_default();
+        let new = staged.read(path).unwrap_or_default();
         let old = host.read(path).ok().flatten().unwrap_or_default();
         let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(&old), std::str::from_utf8(&new)) else {
             out.push_str(&format!("binary {}: {} -> {} bytes\n", crate::ui::escape_name(path), old.len(), new.len()));
@@ -297,14 +408,12 @@ fn diffs(
 fn refreshed(
     mut base: manifest::Manifest,
     plan: &Plan,
-    staged: &HashMap<String, (PathBuf, String)>,
+    staged: &Stage,
     host: &Host,
     host_root: &Path,
 ) -> Result<manifest::Manifest, SyncError> {
     for op in &plan.ops {
-        let path = match op {
-            Op::Delete { path } | Op::Mkdir { path, .. } | Op::Write { path } | Op::DirMode { path, .. } => path,
-        };
+        let path = apply::op_path(op);
         let io = |source| SyncError::Io { path: host_root.join(path), source };
         let Some(stat) = host.stat(path).map_err(io)? else {
             base.entries.remove(path);
@@ -314,7 +423,7 @@ fn refreshed(
             crate::sync::host::HostState::Symlink { target } => manifest::Kind::Symlink { target },
             crate::sync::host::HostState::Dir { .. } => manifest::Kind::Dir,
             crate::sync::host::HostState::File { sha256, size, .. } => {
-                manifest::Kind::File { size, sha256: staged.get(path).map_or(sha256, |(_, s)| s.clone()) }
+                manifest::Kind::File { size, sha256: staged.sha256(path).map_or(sha256, str::to_owned) }
             }
             crate::sync::host::HostState::Missing => {
                 base.entries.remove(path);
@@ -322,7 +431,8 @@ fn refreshed(
             }
             crate::sync::host::HostState::Other => manifest::Kind::Special,
         };
-        base.entries.insert(path.clone(), manifest::Entry { kind, mode: stat.st_mode & 0o7777, mtime: stat.st_mtime });
+        base.entries
+            .insert(path.to_owned(), manifest::Entry { kind, mode: stat.st_mode & 0o7777, mtime: stat.st_mtime });
     }
     Ok(base)
 }
@@ -332,11 +442,12 @@ pub(crate) fn run(
     request: &Request,
     profile: &Profile,
     state_dir: &Path,
-    confirm: &mut dyn FnMut(&Report) -> bool,
+    confirm: &mut dyn FnMut(&Report) -> Approval,
 ) -> Result<Report, SyncError> {
     let host_root =
         std::fs::canonicalize(&request.host).map_err(|source| SyncError::Io { path: request.host.clone(), source })?;
     let host = Host::open(&host_root).map_err(|source| SyncError::Io { path: host_root.clone(), source })?;
+    let _lock = lock(state_dir, &host_root)?;
     let mut notes = Vec::new();
     let recovered = recover(state_dir, &host_root, &host)?;
     let base = store::load_baseline(state_dir, &host_root)?
@@ -352,14 +463,14 @@ pub(crate) fn run(
         std::fs::remove_dir_all(&stage_dir).map_err(io(&stage_dir))?;
     }
     std::fs::create_dir_all(&stage_dir).map_err(io(&stage_dir))?;
-    let upper = read_source(&request.source, ns, &stage_dir, profile)?;
+    let workspace = profile.workspaces.iter().find(|w| w.host == host_root);
+    let policy = Policy::new(&profile.sync, workspace.map_or(&[][..], |w| &w.exclude))
+        .map_err(|e| SyncError::Policy { message: e.to_string() })?;
+    let upper = read_source(&request.source, ns, &stage_dir, profile, &policy)?;
     let index: HashMap<&str, &UpperEntry> = upper.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut plan = plan::interpret(&upper, &base);
     notes.extend(std::mem::take(&mut plan.notes));
     notes.extend(upper.warnings.iter().cloned());
-    let workspace = profile.workspaces.iter().find(|w| w.host == host_root);
-    let policy = Policy::new(&profile.sync, workspace.map_or(&[][..], |w| &w.exclude))
-        .map_err(|e| SyncError::Policy { message: e.to_string() })?;
     let excluded = policy.exclude(&mut plan);
     // Directory permissions stay the host's: the VM could otherwise make them world-writable.
     plan.ops.retain(|op| match op {
@@ -373,19 +484,26 @@ pub(crate) fn run(
     // A plan already refused is not checked further: its names may not even be valid on the host,
     // and nothing of it (not even an oversized file) is read into staging.
     let refused_early = !plan.refusals.is_empty() || issues.iter().any(|i| matches!(i.tier, Tier::Refuse));
-    let conflicts = if refused_early {
-        Vec::new()
+    let (conflicts, expected) = if refused_early {
+        (Vec::new(), apply::Expected::new())
     } else {
         apply::check_conflicts(&mut plan, &base, &index, &host, request.on_conflict).map_err(io(&host_root))?
     };
     notes.extend(std::mem::take(&mut plan.notes));
-    let staged = if refused_early { HashMap::new() } else { stage(&plan, &index, &stage_dir)? };
+    if !refused_early {
+        notes.extend(host_only_kept(&plan, &base, &index, &host).map_err(io(&host_root))?);
+    }
     let set = match &profile.sync.secret_rules {
         SecretRules::Builtin => RuleSet::load(None, &[]),
         SecretRules::File(path) => RuleSet::load(Some(path), &[]),
     }
     .map_err(|e| SyncError::Scanner { message: e.to_string() })?;
-    let (findings, preexisting_findings, secret_paths) = scan(&set, &staged, &host)?;
+    let (staged, findings, preexisting_findings, secret_paths) = if refused_early {
+        (Stage::default(), Vec::new(), 0, std::collections::HashSet::new())
+    } else {
+        let private = matches!(request.source, Source::Tar { .. });
+        stage_and_scan(&plan, &index, &stage_dir, private, &set, &host)?
+    };
     let refusals: Vec<String> = plan
         .refusals
         .iter()
@@ -404,6 +522,7 @@ pub(crate) fn run(
         refusals,
         policy: policy_refusals,
         review,
+        review_paths: issues.iter().filter(|i| matches!(i.tier, Tier::Review)).map(|i| i.path.clone()).collect(),
         conflicts,
         findings,
         preexisting_findings,
@@ -423,14 +542,37 @@ pub(crate) fn run(
         // Review-tier paths need a person: `--yes` alone never applies them.
         report.policy.push("paths in the review tier need explicit approval; run `sandbox sync` in a terminal".into());
         Decision::Refused
-    } else if (request.yes && report.review.is_empty()) || confirm(&report) {
+    } else if request.yes && report.review.is_empty() {
         Decision::Applied
     } else {
-        Decision::Declined
+        match confirm(&report) {
+            Approval::Decline => Decision::Declined,
+            Approval::Apply { leave_out } => {
+                for path in leave_out_ops(&mut plan, &leave_out) {
+                    report.notes.push(format!(
+                        "{}: left out by you; the host keeps its version",
+                        crate::ui::escape_name(&path)
+                    ));
+                }
+                report.ops = view(&plan, &index);
+                if plan.ops.is_empty() { Decision::Declined } else { Decision::Applied }
+            }
+        }
     };
     if report.decision == Decision::Applied {
         let pending = sync_dir.join("pending");
-        apply::apply(&plan, &index, &staged, &host, &pending).map_err(io(&host_root))?;
+        if let Err(source) = apply::apply(&plan, &index, &staged, &host, &expected, &pending) {
+            // Undo what this apply began right away (ENOSPC, a failed verification, ...), so
+            // an error never leaves the workspace half-synced until the next run.
+            let rolled = apply::Journal::read(&pending)
+                .and_then(|records| apply::roll_back(&records, &pending, &host, false))
+                .and_then(|_| std::fs::remove_dir_all(&pending));
+            let _ = std::fs::remove_dir_all(&stage_dir);
+            return Err(match rolled {
+                Ok(()) => SyncError::ApplyRolledBack { host: host_root, source },
+                Err(rollback) => SyncError::ApplyFailed { host: host_root, source, rollback },
+            });
+        }
         promote(&sync_dir).map_err(io(&sync_dir))?;
         store::save_baseline(state_dir, &refreshed(base, &plan, &staged, &host, &host_root)?)?;
     }
@@ -443,6 +585,7 @@ pub(crate) fn run(
 pub(crate) fn undo(host: &Path, profile: &Profile, state_dir: &Path) -> Result<Vec<String>, SyncError> {
     let host_root = std::fs::canonicalize(host).map_err(|source| SyncError::Io { path: host.to_path_buf(), source })?;
     let host_fd = Host::open(&host_root).map_err(|source| SyncError::Io { path: host_root.clone(), source })?;
+    let _lock = lock(state_dir, &host_root)?;
     recover(state_dir, &host_root, &host_fd)?;
     let dir = sync_dir(state_dir, &host_root);
     let last = dir.join("last");
@@ -468,14 +611,9 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn audit(
-    state_dir: &Path,
-    profile: &Profile,
-    report: &Report,
-    staged: &HashMap<String, (PathBuf, String)>,
-) -> Result<(), SyncError> {
+fn audit(state_dir: &Path, profile: &Profile, report: &Report, staged: &Stage) -> Result<(), SyncError> {
     let count = |op: &str| report.ops.iter().filter(|o| o.op == op).count();
-    let mut written: Vec<(&String, &String)> = staged.iter().map(|(p, (_, sha))| (p, sha)).collect();
+    let mut written: Vec<(&str, &str)> = staged.hashes().collect();
     written.sort();
     let line = serde_json::json!({
         "time": now(),
@@ -500,4 +638,49 @@ fn append_audit(state_dir: &Path, line: &serde_json::Value) -> Result<(), SyncEr
     bytes.push(b'\n');
     file.write_all(&bytes).map_err(io)?;
     file.sync_data().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(ops: &[(&str, &str)]) -> Plan {
+        let ops = ops
+            .iter()
+            .map(|(op, path)| {
+                let path = (*path).to_owned();
+                match *op {
+                    "delete" => Op::Delete { path },
+                    "mkdir" => Op::Mkdir { path, mode: 0o755 },
+                    _ => Op::Write { path },
+                }
+            })
+            .collect();
+        Plan { ops, ..Plan::default() }
+    }
+
+    fn paths(plan: &Plan) -> Vec<&str> {
+        plan.ops.iter().map(apply::op_path).collect()
+    }
+
+    #[test]
+    fn leaving_out_a_path_drops_what_depends_on_it() {
+        let mut p = plan(&[
+            ("delete", "old/keep.txt"),
+            ("delete", "old/gone.txt"),
+            ("delete", "old"),
+            ("delete", "swap"),
+            ("mkdir", "swap"),
+            ("write", "swap/a"),
+            ("mkdir", "new"),
+            ("write", "new/x"),
+            ("write", "new/y"),
+            ("write", "newer"),
+        ]);
+        let dropped = leave_out_ops(&mut p, &["old/keep.txt".into(), "swap".into(), "new/x".into()]);
+        // The directory holding a kept file is not deleted; a path left out loses every
+        // operation on it and beneath it (never a deletion without its replacement).
+        assert_eq!(dropped, ["old/keep.txt", "old", "swap", "swap", "swap/a", "new/x"]);
+        assert_eq!(paths(&p), ["old/gone.txt", "new", "new/y", "newer"]);
+    }
 }

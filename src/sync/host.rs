@@ -105,6 +105,32 @@ impl Host {
         }
     }
 
+    /// The names in directory `rel` (beneath the root, never through a symlink) with whether
+    /// each is a real directory; empty when `rel` is not a directory reachable that way.
+    pub(crate) fn list(&self, rel: &str) -> std::io::Result<Vec<(String, bool)>> {
+        let dir = match self.dir(rel) {
+            Ok(Some(dir)) => dir,
+            Ok(None) => return Ok(Vec::new()),
+            Err(e) if matches!(e.raw_os_error(), Some(n) if n == rustix::io::Errno::LOOP.raw_os_error() || n == rustix::io::Errno::XDEV.raw_os_error()) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        let mut entries = rustix::fs::Dir::read_from(&dir)?;
+        while let Some(entry) = entries.read() {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            out.push((name, entry.file_type() == FileType::Directory));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The bytes of a regular file at `rel`, or `None` when there is none.
     pub(crate) fn read(&self, rel: &str) -> std::io::Result<Option<Vec<u8>>> {
         let (parent, name) = split(rel);

@@ -17,6 +17,7 @@ pub(crate) mod host;
 pub(crate) mod manifest;
 pub(crate) mod plan;
 pub(crate) mod policy;
+pub(crate) mod stage;
 pub(crate) mod store;
 pub(crate) mod tar;
 pub(crate) mod upper;

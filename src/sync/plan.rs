@@ -108,7 +108,10 @@ pub(crate) fn interpret(upper: &Upper, base: &Manifest) -> Plan {
                 modes.insert(p, child);
             }
             UpperKind::File { .. } | UpperKind::Symlink { .. } => match b {
-                Some(b) if same_content(e, b) => plan.notes.push(format!("{p}: copied up without changes")),
+                // Content never read cannot be shown unchanged: it stays a write, for the policy.
+                Some(b) if !upper.unread.contains(p) && same_content(e, b) => {
+                    plan.notes.push(format!("{p}: copied up without changes"));
+                }
                 Some(Entry { kind: Kind::Dir, .. }) => {
                     delete_subtree(&mut deletes, p);
                     creates.push(Op::Write { path: p.to_owned() });

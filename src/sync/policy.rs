@@ -48,7 +48,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::profile::SyncPolicy;
 use crate::sync::manifest::{Entry, Kind, Manifest};
 use crate::sync::plan::{Op, Plan};
-use crate::sync::upper::{Upper, UpperEntry, UpperKind};
+use crate::sync::upper::{Limits, Upper, UpperEntry, UpperKind};
 
 /// Stable rule names: `E_*` refuse, `R_*` need review.
 pub(crate) mod rule {
@@ -268,6 +268,8 @@ fn issue(path: &str, rule: &'static str, tier: Tier, message: String, fix: impl 
 struct Host<'a> {
     root: &'a Path,
     listed: HashMap<String, Vec<(String, bool)>>,
+    /// The baseline's paths.
+    known: HashSet<&'a str>,
 }
 
 impl Host<'_> {
@@ -408,7 +410,10 @@ fn resolve<'a>(
             Some(Node::File) => return Resolution::Inside,
             Some(Node::Dir) => {}
             None => {
+                // Only a host entry the baseline does not know can be a surprise: one it
+                // records is gone from the planned tree because this very plan deletes it.
                 if let Some(host) = host.as_deref_mut()
+                    && !host.known.contains(here.as_str())
                     && host.list(parent(&here)).iter().any(|(n, is_link)| *is_link && n == comp)
                 {
                     return Resolution::HostLink(here);
@@ -435,6 +440,24 @@ impl Policy {
         })
     }
 
+    /// Whether `path` is never synced: it or an ancestor matches an `exclude` glob, as itself or
+    /// as `dir/`.
+    pub(crate) fn is_excluded(&self, path: &str) -> bool {
+        !self.exclude.is_empty()
+            && path
+                .char_indices()
+                .filter(|(_, c)| *c == '/')
+                .map(|(i, _)| &path[..i])
+                .chain([path])
+                .any(|p| glob_hit(&self.exclude, p, true))
+    }
+
+    /// What the upper reader may read before this policy has seen the plan. The total is twice
+    /// `max_total_size` because the reader also reads copy-ups the plan then drops as unchanged.
+    pub(crate) fn read_limits(&self) -> Limits {
+        Limits { max_file_bytes: self.max_file_size, max_total_bytes: self.max_total_size.saturating_mul(2) }
+    }
+
     /// Drop ops on excluded paths (workspace `exclude` globs): they are never synced, only listed.
     /// A path is excluded when it or an ancestor matches, as itself or as `dir/`. A directory
     /// delete (or a file replacing a directory) is dropped too when excluded entries stay inside.
@@ -442,18 +465,11 @@ impl Policy {
         if self.exclude.is_empty() {
             return Vec::new();
         }
-        let excluded = |path: &str| {
-            path.char_indices()
-                .filter(|(_, c)| *c == '/')
-                .map(|(i, _)| &path[..i])
-                .chain([path])
-                .any(|p| glob_hit(&self.exclude, p, true))
-        };
         let mut dropped = Vec::new();
         let mut pinned: BTreeSet<String> = BTreeSet::new();
         plan.ops.retain(|op| {
             let path = op_path(op);
-            if !excluded(path) {
+            if !self.is_excluded(path) {
                 return true;
             }
             if matches!(op, Op::Delete { .. }) {
@@ -479,11 +495,12 @@ impl Policy {
     /// Every issue with `plan` (after `exclude`), sorted by path then rule.
     pub(crate) fn check(&self, plan: &Plan, upper: &Upper, base: &Manifest, host_root: &Path) -> Vec<Issue> {
         let uppers: HashMap<&str, &UpperEntry> = upper.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-        let mut host = Host { root: host_root, listed: HashMap::new() };
+        let known = base.entries.keys().map(String::as_str).collect();
+        let mut host = Host { root: host_root, listed: HashMap::new(), known };
         let mut out = Vec::new();
         self.check_ops(plan, &uppers, base, &mut out);
         check_names(plan, base, &mut out);
-        self.check_limits(plan, &uppers, &mut out);
+        self.check_limits(plan, &uppers, &upper.unread, &mut out);
         check_aliases(plan, &mut host, &mut out);
         check_symlinks(plan, &uppers, base, &mut host, &mut out);
         out.sort_by(|a, b| (a.path.as_str(), a.rule).cmp(&(b.path.as_str(), b.rule)));
@@ -582,7 +599,15 @@ impl Policy {
         }
     }
 
-    fn check_limits(&self, plan: &Plan, uppers: &HashMap<&str, &UpperEntry>, out: &mut Vec<Issue>) {
+    /// Files the upper reader left unread are refused here too when the plan still writes them:
+    /// their content is unknown, so they are never staged.
+    fn check_limits(
+        &self,
+        plan: &Plan,
+        uppers: &HashMap<&str, &UpperEntry>,
+        unread: &BTreeSet<String>,
+        out: &mut Vec<Issue>,
+    ) {
         let (mut count, mut total, mut count_hit, mut total_hit) = (0u64, 0u64, false, false);
         for path in plan.ops.iter().filter(|op| creates(op)).map(op_path) {
             count += 1;
@@ -611,6 +636,22 @@ impl Policy {
                 ));
             }
             total = total.saturating_add(*size);
+            if unread.contains(path) && *size <= self.max_file_size && !total_hit {
+                total_hit = true;
+                let message = format!(
+                    "`{}` was not read: the upper's files come to more than {} bytes (twice `sync.max_total_size`, \
+                     as unchanged copy-ups are read too)",
+                    shown(path),
+                    self.read_limits().max_total_bytes
+                );
+                out.push(issue(
+                    path,
+                    rule::TOTAL_SIZE,
+                    Tier::Refuse,
+                    message,
+                    "raise `sync.max_total_size`, or exclude generated trees",
+                ));
+            }
             if total > self.max_total_size && !total_hit {
                 total_hit = true;
                 let message = format!(
@@ -810,7 +851,7 @@ mod tests {
     use crate::sync::fixture::Fx;
     use crate::sync::manifest::record;
     use crate::sync::plan::interpret;
-    use crate::sync::upper::{Namespace, read};
+    use crate::sync::upper::{Namespace, read, read_within};
 
     fn sync() -> SyncPolicy {
         SyncPolicy {
@@ -1257,6 +1298,41 @@ mod tests {
         fx.u("a", &"x".repeat(600)).u("b", &"x".repeat(600)).u("c", &"x".repeat(600));
         let policy = Policy::new(&SyncPolicy { max_total_size: ByteSize(1024), ..sync() }, &[]).unwrap();
         assert_eq!(brief(&fx.check_with(&policy, |_| {})), [(rule::TOTAL_SIZE, "b".to_owned())]);
+    }
+
+    /// Read, interpret, exclude and check as the gate does: the reader within the policy's limits.
+    fn check_as_gate(fx: &Fx, policy: &Policy) -> (Plan, Vec<(&'static str, String)>) {
+        let base = record(&fx.base, 1).unwrap();
+        let limits = policy.read_limits();
+        let upper = read_within(&fx.upper, Namespace::Trusted, limits, |p| policy.is_excluded(p)).unwrap();
+        let mut plan = interpret(&upper, &base);
+        assert!(plan.refusals.is_empty(), "{:?}", plan.refusals);
+        policy.exclude(&mut plan);
+        let issues = brief(&policy.check(&plan, &upper, &base, &fx.base));
+        (plan, issues)
+    }
+
+    #[test]
+    fn j2_files_the_reader_left_unread_are_refused_when_written() {
+        let limits = SyncPolicy { max_file_size: ByteSize(1000), max_total_size: ByteSize(1500), ..sync() };
+        let policy = Policy::new(&limits, &["target/**".into()]).unwrap();
+        let fx = Fx::new();
+        fx.u("big", &"x".repeat(1001)).u("target/huge", &"x".repeat(5000));
+        assert_eq!(check_as_gate(&fx, &policy).1, [(rule::SIZE, "big".to_owned())], "excluded: never read, no issue");
+        // Past twice the total nothing is read, so even unchanged copy-ups cannot be told apart.
+        let fx = Fx::new();
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            fx.b(name, &"x".repeat(600)).u(name, &"x".repeat(600));
+        }
+        let (plan, issues) = check_as_gate(&fx, &policy);
+        assert_eq!(plan.ops.len(), 6);
+        assert_eq!(issues, [(rule::TOTAL_SIZE, "a".to_owned())]);
+        // Within it, unchanged copy-ups drop out as usual.
+        std::fs::remove_file(fx.upper.join("e")).unwrap();
+        std::fs::remove_file(fx.upper.join("f")).unwrap();
+        fx.u("target/huge", &"x".repeat(5000));
+        let (plan, issues) = check_as_gate(&fx, &policy);
+        assert!(plan.ops.is_empty() && issues.is_empty(), "{:?} {issues:?}", plan.ops);
     }
 
     #[test]

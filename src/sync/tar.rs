@@ -26,6 +26,11 @@
 //!
 //! Structural problems (all but `E_PATH`, `E_HARDLINK`, `E_SPECIAL` and the §1.8 codes) stop the
 //! parse at once: what follows cannot be trusted to mean anything.
+//!
+//! Unlike `upper::read`, this reader cannot refuse a file whose other links are outside the upper
+//! (overlay's `work/index`, §5 F7) by its link count: a member carries none, and GNU tar lists such
+//! a file as a plain regular member. Its `<ns>.overlay.nlink` attribute, when the kernel set one,
+//! is refused as from a directory (`E_INDEX`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{ErrorKind, Read, Write};
