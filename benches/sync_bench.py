@@ -35,28 +35,60 @@ for i in range(args.files):
     offset += size
 total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(upper) for f in fs)
 
-def fresh_host(name):
-    host = os.path.join(w, name)
-    shutil.rmtree(host, ignore_errors=True)
+# Each run gets a freshly made ext4 filesystem (a loop device) for everything it writes: on a
+# filesystem where 10,000 files were just deleted, ext4 skips the recently freed inodes one by
+# one when allocating new ones, and creating 10,000 files costs seconds more for whichever
+# pipeline runs next. Without root (no loop devices) the runs share `w`, with that noise.
+ROOT = os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None
+
+def fresh_fs(name):
+    mnt = os.path.join(w, name)
+    if os.path.ismount(mnt):
+        subprocess.run(["umount", mnt], check=True)
+    shutil.rmtree(mnt, ignore_errors=True)
+    os.makedirs(mnt)
+    if ROOT:
+        img = os.path.join(w, name + ".img")
+        with open(img, "wb") as fh:
+            fh.truncate(2 << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
+        subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+    return mnt
+
+def drop_fs(mnt):
+    if ROOT and os.path.ismount(mnt):
+        subprocess.run(["umount", mnt], check=True)
+        os.remove(mnt + ".img")
+    shutil.rmtree(mnt, ignore_errors=True)
+
+def fresh_host(root):
+    host = os.path.join(root, "host")
     os.makedirs(host)
     with open(os.path.join(host, "README.md"), "w") as fh:
         fh.write("# host project\n")
     return host
 
 def timed(cmd, env=None, cwd=None):
+    """Wall time and peak RSS (KiB) of `cmd`, measured by GNU time around it: `wait4` on a child of
+    this Python process would report Python's own size at fork for a smaller child."""
+    rss_file = os.path.join(w, "rss")
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    _, status, _ = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t
     err = proc.stderr.read().decode(errors="replace")
-    return time.perf_counter() - t, usage.ru_maxrss, os.waitstatus_to_exitcode(status), err
+    rss = int(open(rss_file).read().split()[-1])
+    return elapsed, rss, os.waitstatus_to_exitcode(status), err
 
-home = os.path.join(w, "home")
-os.makedirs(os.path.join(home, ".config/sandbox/profiles"), exist_ok=True)
-env = dict(os.environ, HOME=home, XDG_STATE_HOME=os.path.join(home, "state"), XDG_CONFIG_HOME=os.path.join(home, ".config"), NO_COLOR="1")
-
+del blob, sources
 sandbox_runs = []
 for run in range(args.runs):
-    host = fresh_host(f"host-sandbox")
+    fs = fresh_fs("fs-sandbox")
+    # The state directory (baseline, stage, journal) lives beside the workspace, as under $HOME.
+    home = os.path.join(fs, "home")
+    os.makedirs(os.path.join(home, ".config/sandbox/profiles"), exist_ok=True)
+    env = dict(os.environ, HOME=home, XDG_STATE_HOME=os.path.join(home, "state"), XDG_CONFIG_HOME=os.path.join(home, ".config"), NO_COLOR="1")
+    host = fresh_host(fs)
     with open(os.path.join(home, ".config/sandbox/profiles/bench.yaml"), "w") as fh:
         fh.write(f"name: bench\nextends: default\nworkspaces: [{{host: {host}}}]\nsync: {{max_files: 20000, max_total_size: 1GiB, max_file_size: 10MiB}}\n")
     subprocess.run([args.sandbox, "baseline", host], env=env, check=True, stderr=subprocess.DEVNULL)
@@ -64,6 +96,7 @@ for run in range(args.runs):
     if code != 0:
         sys.exit(f"sandbox sync failed ({code}): {err[-2000:]}")
     sandbox_runs.append((t, rss))
+    drop_fs(fs)
 
 prior = r'''
 set -euo pipefail
@@ -88,18 +121,20 @@ with open(prior_script, "w") as fh:
     fh.write(prior)
 prior_runs = []
 for run in range(args.runs):
-    host = fresh_host("host-prior")
-    staging = os.path.join(w, "staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(upper, staging)  # the prior art rsyncs the upper into a staging dir first
+    fs = fresh_fs("fs-prior")
+    host = fresh_host(fs)
+    staging = os.path.join(fs, "staging")
+    shutil.copytree(upper, staging)  # the prior art rsyncs the upper into a staging dir first (not timed)
     t, rss, code, err = timed(["bash", prior_script, staging, host, args.gitleaks])
     if code != 0:
         sys.exit(f"prior-art pipeline failed ({code}): {err[-2000:]}")
     prior_runs.append((t, rss))
+    drop_fs(fs)
 
 st = statistics.median(t for t, _ in sandbox_runs)
 pt = statistics.median(t for t, _ in prior_runs)
 print(f"change set: {args.files} files, {total / 1e6:.1f} MB (real C sources), into a near-empty host; {os.cpu_count()} CPUs; median of {args.runs}")
+print("each run on a fresh ext4 filesystem (loop device)" if ROOT else "runs share the work directory's filesystem (not root)")
 print(f"{'pipeline':<44}{'wall s':>8}{'peak RSS MiB':>14}")
 print(f"{'prior art (find + file + gitleaks + rsync)':<44}{pt:>8.2f}{max(r for _, r in prior_runs) / 1024:>14.1f}")
 print(f"{'sandbox sync (plan + policy + scan + apply)':<44}{st:>8.2f}{max(r for _, r in sandbox_runs) / 1024:>14.1f}")
