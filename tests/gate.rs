@@ -2397,3 +2397,48 @@ fn k4_host_directory_swapped_for_a_symlink_mid_apply_writes_nothing_through_it()
         assert!(now == *c || now == "changed by the VM\n", "{p}: {now:?}");
     }
 }
+
+#[test]
+fn terminal_conflicts_are_settled_one_by_one() {
+    // Keep the host's version: the other changes still go through.
+    let g = Gate::new(&[("a", "A"), ("b", "B")]);
+    g.h("a", "edited on the host");
+    g.u("a", "changed in the VM").u("b", "B2");
+    let Some(t) = g.terminal(false) else { return };
+    t.wait_for("Conflict: a:");
+    t.key("Enter");
+    t.wait_for("Apply to");
+    t.key("Enter");
+    assert_eq!(t.exit_code(), 0, "{}", t.screen());
+    assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B2"]));
+    drop(t);
+
+    // Take the VM's version: applied, and undo gives the host's edit back.
+    let g = Gate::new(&[("a", "A"), ("b", "B")]);
+    g.h("a", "edited on the host");
+    g.u("a", "changed in the VM").u("b", "B2");
+    let Some(t) = g.terminal(false) else { return };
+    t.wait_for("Conflict: a:");
+    t.key("Down");
+    t.key("Enter");
+    t.wait_for("Apply to");
+    t.key("Enter");
+    assert_eq!(t.exit_code(), 0, "{}", t.screen());
+    assert_eq!(g.tree(), lines(&["a 644 changed in the VM", "b 644 B2"]));
+    let undo = g.run(&["--profile", "t", "sync", "--undo", "--to", "ws"]);
+    assert_eq!(undo.code, 0, "{}", undo.all());
+    assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B"]));
+    drop(t);
+
+    // Stop: nothing is written.
+    let g = Gate::new(&[("a", "A")]);
+    g.h("a", "edited on the host");
+    g.u("a", "changed in the VM");
+    let Some(t) = g.terminal(false) else { return };
+    t.wait_for("Conflict: a:");
+    t.key("Down");
+    t.key("Down");
+    t.key("Enter");
+    assert_eq!(t.exit_code(), 3, "{}", t.screen());
+    assert_eq!(g.tree(), lines(&["a 644 edited on the host"]));
+}

@@ -226,10 +226,34 @@ fn sync(
     })
 }
 
-/// The person at the terminal decides: each review-tier path is approved one by one (a "no"
-/// leaves it out), then everything is applied, some operations are left out, or nothing is.
+/// The person at the terminal decides: each conflict is settled (keep the host's version, take
+/// the VM's, or stop), each review-tier path is approved one by one (a "no" leaves it out), then
+/// everything is applied, some operations are left out, or nothing is.
 fn choose(report: &crate::sync::gate::Report, ask_first: bool) -> Approval {
     let mut leave_out: Vec<String> = Vec::new();
+    let mut take_vm: Vec<String> = Vec::new();
+    for conflict in &report.conflicts {
+        let path = crate::ui::escape_name(&conflict.path);
+        // Only a path the plan writes or deletes itself can take the VM's version; a symlink in
+        // the way is never written through.
+        let can_take = report.ops.iter().any(|o| o.path == conflict.path);
+        let mut items = vec![format!("keep the host's version of {path}")];
+        if can_take {
+            items.push(format!("take the VM's version of {path} (undo restores the host's)"));
+        }
+        items.push("stop: apply nothing".to_owned());
+        let choice = dialoguer::Select::new()
+            .with_prompt(format!("Conflict: {path}: {}", crate::ui::sanitize(&conflict.message)))
+            .items(&items)
+            .default(0)
+            .interact()
+            .unwrap_or(items.len() - 1);
+        match (choice, can_take) {
+            (0, _) => leave_out.push(conflict.path.clone()),
+            (1, true) => take_vm.push(conflict.path.clone()),
+            _ => return Approval::Decline,
+        }
+    }
     for path in &report.review_paths {
         let ok = dialoguer::Confirm::new()
             .with_prompt(format!(
@@ -250,8 +274,8 @@ fn choose(report: &crate::sync::gate::Report, ask_first: bool) -> Approval {
     if remaining.is_empty() {
         return Approval::Decline;
     }
-    if !ask_first && leave_out.is_empty() {
-        return Approval::Apply { leave_out };
+    if !ask_first && leave_out.is_empty() && take_vm.is_empty() {
+        return Approval::Apply { leave_out, take_vm };
     }
     let choice = dialoguer::Select::new()
         .with_prompt(format!("Apply to {}?", report.host.display()))
@@ -264,7 +288,7 @@ fn choose(report: &crate::sync::gate::Report, ask_first: bool) -> Approval {
         .interact()
         .unwrap_or(2);
     match choice {
-        0 => Approval::Apply { leave_out },
+        0 => Approval::Apply { leave_out, take_vm },
         1 => {
             let items: Vec<String> =
                 remaining.iter().map(|o| format!("{:<7} {}", o.op, crate::ui::escape_name(&o.path))).collect();
@@ -281,7 +305,7 @@ fn choose(report: &crate::sync::gate::Report, ask_first: bool) -> Approval {
                     leave_out.push(op.path.clone());
                 }
             }
-            if kept.is_empty() { Approval::Decline } else { Approval::Apply { leave_out } }
+            if kept.is_empty() { Approval::Decline } else { Approval::Apply { leave_out, take_vm } }
         }
         _ => Approval::Decline,
     }

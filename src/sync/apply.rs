@@ -169,6 +169,8 @@ pub(crate) fn check_conflicts(
             Verdict::Drop(why) => plan.notes.push(format!("{path}: {why}")),
             Verdict::Conflict(why) => match on_conflict {
                 OnConflict::Refuse => {
+                    // Kept for a person to settle; what was seen is re-checked if they take the VM's.
+                    expected.entry(path.clone()).or_insert(h);
                     conflicts.push(Conflict { path, message: why.into() });
                     keep.push(op);
                 }

@@ -75,9 +75,11 @@ pub(crate) struct Report {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Approval {
     /// Apply, leaving out these paths (and the operations that depend on them). Review-tier
-    /// paths not left out count as approved.
+    /// paths not left out count as approved; each conflict must be left out (the host keeps its
+    /// version) or named in `take_vm`.
     Apply {
         leave_out: Vec<String>,
+        take_vm: Vec<String>,
     },
     Decline,
 }
@@ -256,10 +258,23 @@ fn stage_and_scan(
     Ok((staged, new, preexisting, secret_paths))
 }
 
+/// `p` is `q` or inside it.
+fn within(p: &str, q: &str) -> bool {
+    p == q || p.strip_prefix(q).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Every conflict is left out, or taken from the VM where the plan has an operation on exactly
+/// that path (a symlink in the way is never written through: it can only be left out).
+fn settled(conflicts: &[Conflict], leave_out: &[String], take_vm: &[String], plan: &Plan) -> bool {
+    conflicts.iter().all(|c| {
+        leave_out.iter().any(|q| within(&c.path, q))
+            || (take_vm.contains(&c.path) && plan.ops.iter().any(|op| apply::op_path(op) == c.path))
+    })
+}
+
 /// Drop from `plan` every operation on a path left out or inside one, and the deletion of any
 /// directory that holds one (it must stay). Returns the paths dropped, in plan order.
 fn leave_out_ops(plan: &mut Plan, leave_out: &[String]) -> Vec<String> {
-    let within = |p: &str, q: &str| p == q || p.strip_prefix(q).is_some_and(|rest| rest.starts_with('/'));
     let mut dropped = Vec::new();
     plan.ops.retain(|op| {
         let path = apply::op_path(op);
@@ -528,9 +543,11 @@ pub(crate) fn run(
         preexisting_findings,
         decision: Decision::Refused,
     };
+    // Conflicts alone can be settled one by one by a person at a terminal.
+    let settle_conflicts = request.interactive && !request.dry_run;
     let blocked = !report.refusals.is_empty()
         || !report.policy.is_empty()
-        || !report.conflicts.is_empty()
+        || (!report.conflicts.is_empty() && !settle_conflicts)
         || !report.findings.is_empty();
     report.decision = if blocked {
         Decision::Refused
@@ -542,12 +559,22 @@ pub(crate) fn run(
         // Review-tier paths need a person: `--yes` alone never applies them.
         report.policy.push("paths in the review tier need explicit approval; run `sandbox sync` in a terminal".into());
         Decision::Refused
-    } else if request.yes && report.review.is_empty() {
+    } else if request.yes && report.review.is_empty() && report.conflicts.is_empty() {
         Decision::Applied
     } else {
         match confirm(&report) {
             Approval::Decline => Decision::Declined,
-            Approval::Apply { leave_out } => {
+            Approval::Apply { leave_out, take_vm } if !settled(&report.conflicts, &leave_out, &take_vm, &plan) => {
+                report.policy.push("a conflict was neither left out nor taken from the VM".into());
+                Decision::Refused
+            }
+            Approval::Apply { leave_out, take_vm } => {
+                for path in &take_vm {
+                    report.notes.push(format!(
+                        "{}: conflict settled by you: the VM's version replaces the host's (undo restores it)",
+                        crate::ui::escape_name(path)
+                    ));
+                }
                 for path in leave_out_ops(&mut plan, &leave_out) {
                     report.notes.push(format!(
                         "{}: left out by you; the host keeps its version",
