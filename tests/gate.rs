@@ -2400,45 +2400,39 @@ fn k4_host_directory_swapped_for_a_symlink_mid_apply_writes_nothing_through_it()
 
 #[test]
 fn terminal_conflicts_are_settled_one_by_one() {
-    // Keep the host's version: the other changes still go through.
-    let g = Gate::new(&[("a", "A"), ("b", "B")]);
-    g.h("a", "edited on the host");
-    g.u("a", "changed in the VM").u("b", "B2");
-    let Some(t) = g.terminal(false) else { return };
-    t.wait_for("Conflict: a:");
-    t.key("Enter");
-    t.wait_for("Apply to");
-    t.key("Enter");
-    assert_eq!(t.exit_code(), 0, "{}", t.screen());
-    assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B2"]));
-    drop(t);
+    let conflicted = || {
+        let g = Gate::new(&[("a", "A"), ("b", "B")]);
+        g.h("a", "edited on the host");
+        g.u("a", "changed in the VM").u("b", "B2");
+        g
+    };
+    // Keep the host's version (first choice), take the VM's (second) or stop (third).
+    let settle = |g: &Gate, downs: usize| {
+        let t = g.terminal(false)?;
+        t.wait_for("Conflict: a:");
+        for _ in 0..downs {
+            t.key("Down");
+        }
+        t.key("Enter");
+        if downs < 2 {
+            t.wait_for("Apply to");
+            t.key("Enter");
+        }
+        Some(t.exit_code())
+    };
+    let g = conflicted();
+    let Some(code) = settle(&g, 0) else { return };
+    assert_eq!(code, 0);
+    assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B2"]), "the other changes still go through");
 
-    // Take the VM's version: applied, and undo gives the host's edit back.
-    let g = Gate::new(&[("a", "A"), ("b", "B")]);
-    g.h("a", "edited on the host");
-    g.u("a", "changed in the VM").u("b", "B2");
-    let Some(t) = g.terminal(false) else { return };
-    t.wait_for("Conflict: a:");
-    t.key("Down");
-    t.key("Enter");
-    t.wait_for("Apply to");
-    t.key("Enter");
-    assert_eq!(t.exit_code(), 0, "{}", t.screen());
+    let g = conflicted();
+    assert_eq!(settle(&g, 1), Some(0));
     assert_eq!(g.tree(), lines(&["a 644 changed in the VM", "b 644 B2"]));
     let undo = g.run(&["--profile", "t", "sync", "--undo", "--to", "ws"]);
     assert_eq!(undo.code, 0, "{}", undo.all());
-    assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B"]));
-    drop(t);
+    assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B"]), "undo gives the host's edit back");
 
-    // Stop: nothing is written.
-    let g = Gate::new(&[("a", "A")]);
-    g.h("a", "edited on the host");
-    g.u("a", "changed in the VM");
-    let Some(t) = g.terminal(false) else { return };
-    t.wait_for("Conflict: a:");
-    t.key("Down");
-    t.key("Down");
-    t.key("Enter");
-    assert_eq!(t.exit_code(), 3, "{}", t.screen());
-    assert_eq!(g.tree(), lines(&["a 644 edited on the host"]));
+    let g = conflicted();
+    assert_eq!(settle(&g, 2), Some(3));
+    assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B"]), "nothing written");
 }

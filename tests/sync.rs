@@ -296,17 +296,9 @@ fn a_crash_at_any_apply_step_leaves_old_or_new_and_the_next_run_recovers() {
         let s = Session::new(&FILES);
         let before = tree(&s.host());
         let merged = s.agent(typical_session);
-        let upper = s.upper().display().to_string();
-        let crashed = s.sandbox(
-            &["--profile", "t", "sync", "--from-dir", &upper, "--to", "ws", "--yes"],
-            &[("SANDBOX_FAILPOINT", &step.to_string())],
-        );
-        assert!(!crashed.status.success(), "step {step}: the failpoint kills the process");
         // Every file is old or new (never partial): the next run rolls back first...
-        let dry = s.sync(&["--dry-run"]);
-        assert_eq!(code(&dry), 0, "step {step}: {}", stderr(&dry));
+        let dry = crash_then_recover(&s, step, &before);
         assert!(stderr(&dry).contains("rolled back an interrupted sync") || step == 0, "step {step}: {}", stderr(&dry));
-        assert_eq!(tree(&s.host()), before, "step {step}: recovery restores the old state");
         // ...and then the sync goes through.
         let out = s.sync(&["--yes"]);
         assert_eq!(code(&out), 0, "step {step}: {}", stderr(&out));
@@ -811,14 +803,21 @@ fn crash_recovery_after_a_file_becomes_a_directory() {
             std::fs::create_dir(m.join("d"))?;
             std::fs::write(m.join("d/y"), "y\n")
         });
-        let upper = s.upper().display().to_string();
-        let crashed = s.sandbox(
-            &["--profile", "t", "sync", "--from-dir", &upper, "--to", "ws", "--yes"],
-            &[("SANDBOX_FAILPOINT", &step.to_string())],
-        );
-        assert!(!crashed.status.success(), "step {step}: the failpoint kills the process");
-        let dry = s.sync(&["--dry-run"]);
-        assert_eq!(code(&dry), 0, "step {step}: {}", stderr(&dry));
-        assert_eq!(tree(&s.host()), before, "step {step}: recovery restores the old state");
+        crash_then_recover(&s, step, &before);
     }
+}
+
+/// Kill `sync --yes` just before apply step `step`, then run `sync --dry-run`, which must
+/// recover the host to `before`; returns that run.
+fn crash_then_recover(s: &Session, step: usize, before: &[(String, String)]) -> std::process::Output {
+    let upper = s.upper().display().to_string();
+    let crashed = s.sandbox(
+        &["--profile", "t", "sync", "--from-dir", &upper, "--to", "ws", "--yes"],
+        &[("SANDBOX_FAILPOINT", &step.to_string())],
+    );
+    assert!(!crashed.status.success(), "step {step}: the failpoint kills the process");
+    let dry = s.sync(&["--dry-run"]);
+    assert_eq!(code(&dry), 0, "step {step}: {}", stderr(&dry));
+    assert_eq!(tree(&s.host()), before, "step {step}: recovery restores the old state");
+    dry
 }
