@@ -178,7 +178,10 @@ impl Tmux {
             other => assert!(other.expect("tmux -V").status.success(), "tmux -V failed"),
         }
         // Beside the fake home, so it goes with the temp dir (tmux leaves its socket file behind).
-        let socket = home.parent().expect("home has a parent").join("tmux.sock");
+        // A socket of its own each time: a server just killed may still hold the previous one.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = home.parent().expect("home has a parent").join(format!("tmux-{n}.sock"));
         let tmux = Tmux { socket, home: home.to_path_buf() };
         let mut env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
         env.push("TERM=xterm-256color".into());
