@@ -7,6 +7,7 @@ use crate::profile::ProfileError;
 use crate::render::RenderError;
 use crate::scan::ScanError;
 use crate::sync::SyncError;
+use crate::vm::VmError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -20,6 +21,8 @@ pub(crate) enum Error {
     Scan(#[from] ScanError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    Vm(#[from] VmError),
     #[error("{0}\n  help: see `sandbox help` for the command's options")]
     Usage(String),
     #[error("cannot determine the current directory: {0}")]

@@ -5,6 +5,7 @@
 pub(crate) mod cli;
 pub(crate) mod environment;
 pub(crate) mod error;
+pub(crate) mod exec;
 pub mod exit_code;
 pub(crate) mod init;
 pub(crate) mod lima;
@@ -13,6 +14,7 @@ pub(crate) mod render;
 pub(crate) mod scan;
 pub(crate) mod sync;
 pub(crate) mod ui;
+pub(crate) mod vm;
 
 use std::ffi::OsString;
 

@@ -11,3 +11,4 @@ mod render;
 mod scan;
 mod sync;
 mod test;
+mod vm;

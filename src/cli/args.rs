@@ -67,6 +67,20 @@ pub(crate) enum CommandArgs {
     /// 3 refused by the gate, 1 error.
     Sync(SyncArgs),
 
+    /// Stop the profile's VM. Its disk, overlay and changes not synced yet stay.
+    Down,
+
+    /// Delete the profile's VM and its disk, after a confirmation (--force: without one).
+    ///
+    /// Changes the agent made that were not synced are lost. Baselines and sync history on the
+    /// host stay.
+    Destroy(DestroyArgs),
+
+    /// Check that the tools sandbox drives are installed and usable, and that nothing outside
+    /// the profile (Lima's global config) would change the VM. Exit 0 when every check passes,
+    /// 1 when one fails.
+    Doctor,
+
     /// Create a profile with an interactive wizard.
     ///
     /// Writes `$XDG_CONFIG_HOME/sandbox/profiles/NAME.yaml`. Never overwrites without --force,
@@ -135,6 +149,13 @@ pub(crate) enum ConflictArg {
     Refuse,
     KeepHost,
     TakeVm,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DestroyArgs {
+    /// Do not ask for a confirmation.
+    #[arg(long, short = 'f')]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::cli::args::{
-    BaselineArgs, CommandArgs, ConflictArg, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat, ShowFormat,
-    SyncArgs,
+    BaselineArgs, CommandArgs, ConflictArg, DestroyArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat,
+    ShowFormat, SyncArgs,
 };
 use crate::environment::Environment;
 use crate::error::Error;
@@ -29,6 +29,9 @@ pub(crate) enum Command {
     Baseline { dir: PathBuf, threads: usize },
     Sync { profile: ProfileSpec, request: crate::sync::gate::Request, json: bool },
     Undo { profile: ProfileSpec, host: PathBuf },
+    Down { profile: ProfileSpec },
+    Destroy { profile: ProfileSpec, force: bool },
+    Doctor { profile: ProfileSpec },
 }
 
 /// `sandbox scan`, validated.
@@ -68,6 +71,9 @@ impl Command {
             }
             CommandArgs::Profile(ProfileArgs::Validate) => Command::ProfileValidate { profile: spec() },
             CommandArgs::Init(args) => Command::Init(init_request(args)),
+            CommandArgs::Down => Command::Down { profile: spec() },
+            CommandArgs::Destroy(DestroyArgs { force }) => Command::Destroy { profile: spec(), force },
+            CommandArgs::Doctor => Command::Doctor { profile: spec() },
             CommandArgs::Scan(args) => return scan_request(args, env),
             CommandArgs::Sync(args) => sync_command(args, spec(), env)?,
             CommandArgs::Baseline(BaselineArgs { dir, threads }) => Command::Baseline {
@@ -128,6 +134,51 @@ impl Command {
                     path.display()
                 ));
                 Ok(ExitCode::Ok)
+            }
+            Command::Down { profile } => {
+                let profile = load(&profile, env, ui)?;
+                match crate::vm::down(&profile, &env.state_dir)? {
+                    crate::vm::Down::Stopped => ui.info(&format!("stopped the VM `{}`", profile.name)),
+                    crate::vm::Down::AlreadyStopped(how) => ui.info(&format!("the VM `{}` {how}", profile.name)),
+                }
+                Ok(ExitCode::Ok)
+            }
+            Command::Destroy { profile, force } => {
+                let profile = load(&profile, env, ui)?;
+                let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+                let mut confirm = |question: &str| {
+                    interactive.then(|| {
+                        dialoguer::Confirm::new().with_prompt(question).default(false).interact().unwrap_or(false)
+                    })
+                };
+                if crate::vm::destroy(&profile, &env.state_dir, force, &mut confirm)? {
+                    ui.info(&format!("destroyed the VM `{}`", profile.name));
+                    Ok(ExitCode::Ok)
+                } else {
+                    ui.info("not destroyed");
+                    Ok(ExitCode::GateRefused)
+                }
+            }
+            Command::Doctor { profile } => {
+                let profile = load(&profile, env, ui)?;
+                let checks = crate::vm::doctor(&profile, &env.state_dir);
+                let mut text = String::new();
+                for c in &checks {
+                    let level = match c.level {
+                        crate::vm::Level::Ok => "ok  ",
+                        crate::vm::Level::Warn => "warn",
+                        crate::vm::Level::Fail => "FAIL",
+                    };
+                    text.push_str(&format!("{level} {}: {}\n", c.what, c.detail));
+                }
+                ui.data(&text).map_err(Error::Stdout)?;
+                let failed = checks.iter().filter(|c| c.level == crate::vm::Level::Fail).count();
+                if failed == 0 {
+                    Ok(ExitCode::Ok)
+                } else {
+                    ui.info(&format!("{failed} checks failed"));
+                    Ok(ExitCode::Error)
+                }
             }
             Command::Init(request) => {
                 let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();

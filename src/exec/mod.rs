@@ -1,0 +1,206 @@
+//! The only place that spawns processes (duct). Every external tool the product drives goes
+//! through an [`Invocation`]: a missing tool is an error with an install hint, a failing one an error with
+//! the command, its exit status and the tail of its stderr.
+//!
+//! Never put a secret in `args` or `env`: argv is world-readable in `/proc`, and the command is
+//! printed in errors. Secrets go on stdin.
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+/// Lines of stderr kept in an error.
+const STDERR_TAIL_LINES: usize = 12;
+
+/// An external tool: its program name and how to install it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tool {
+    pub(crate) program: &'static str,
+    pub(crate) install: &'static str,
+}
+
+pub(crate) const LIMACTL: Tool = Tool { program: "limactl", install: "install Lima: `brew install lima` (macOS)" };
+pub(crate) const ANSIBLE_PLAYBOOK: Tool = Tool {
+    program: "ansible-playbook",
+    install: "install Ansible: `brew install ansible`, `pipx install ansible-core` or `apt-get install ansible-core`",
+};
+pub(crate) const SSH: Tool =
+    Tool { program: "ssh", install: "install OpenSSH's client (`apt-get install openssh-client`); macOS ships it" };
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Invocation {
+    tool: Tool,
+    /// The program to run instead of looking `tool` up on PATH.
+    program: Option<PathBuf>,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    stdin: Option<Vec<u8>>,
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    pub(crate) status: Option<i32>,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+}
+
+impl Output {
+    pub(crate) fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    pub(crate) fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExecError {
+    #[error("`{program}` is not installed (not found on PATH)\n  help: {install}")]
+    NotFound { program: &'static str, install: &'static str },
+
+    #[error("cannot run `{command}`: {source}")]
+    Spawn { command: String, source: std::io::Error },
+
+    #[error("`{command}` failed ({})\n{}", status.map_or("killed by a signal".to_owned(), |c| format!("exit status {c}")), indent(stderr_tail))]
+    Failed { command: String, status: Option<i32>, stderr_tail: String },
+}
+
+fn indent(text: &str) -> String {
+    if text.trim().is_empty() {
+        return "  (it printed nothing on stderr)".to_owned();
+    }
+    text.lines().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+}
+
+impl Invocation {
+    pub(crate) fn new(tool: Tool) -> Self {
+        Invocation { tool, program: None, args: Vec::new(), env: Vec::new(), stdin: None }
+    }
+
+    /// Run this program for the tool (a path), instead of the one on PATH.
+    pub(crate) fn program(mut self, program: Option<&std::path::Path>) -> Self {
+        self.program = program.map(std::path::Path::to_path_buf);
+        self
+    }
+
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub(crate) fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    /// The command as a person would type it (for messages and logs).
+    pub(crate) fn display(&self) -> String {
+        std::iter::once(self.tool.program.to_owned())
+            .chain(self.args.iter().map(|a| shell_word(&a.to_string_lossy())))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Run to completion, capturing stdout and stderr. A non-zero exit is not an error here
+    /// (see [`Invocation::checked`]).
+    pub(crate) fn output(&self) -> Result<Output, ExecError> {
+        let program: &OsStr = self.program.as_deref().map_or(OsStr::new(self.tool.program), std::path::Path::as_os_str);
+        let mut expr = duct::cmd(program, &self.args).stdout_capture().stderr_capture().unchecked();
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        expr = match &self.stdin {
+            Some(bytes) => expr.stdin_bytes(bytes.clone()),
+            None => expr.stdin_null(),
+        };
+        match expr.run() {
+            Ok(out) => Ok(Output { status: out.status.code(), stdout: out.stdout, stderr: out.stderr }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ExecError::NotFound { program: self.tool.program, install: self.tool.install })
+            }
+            Err(source) => Err(ExecError::Spawn { command: self.display(), source }),
+        }
+    }
+
+    /// Run to completion; a non-zero exit is [`ExecError::Failed`] with the tail of stderr.
+    pub(crate) fn checked(&self) -> Result<Output, ExecError> {
+        let out = self.output()?;
+        if out.success() {
+            return Ok(out);
+        }
+        Err(ExecError::Failed { command: self.display(), status: out.status, stderr_tail: tail(&out.stderr) })
+    }
+}
+
+/// The last lines of `stderr`, control characters made visible.
+pub(crate) fn tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
+    lines[start..].iter().map(|l| crate::ui::sanitize(l)).collect::<Vec<_>>().join("\n")
+}
+
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+}
+
+/// Where `tool` is on PATH, if anywhere.
+pub(crate) fn which(tool: Tool) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(tool.program)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SH: Tool = Tool { program: "sh", install: "it is part of every system" };
+
+    #[test]
+    fn failures_carry_the_command_status_and_stderr_tail() {
+        let err = Invocation::new(SH)
+            .args(["-c", "for i in $(seq 1 30); do echo line $i >&2; done; exit 3", "it's"])
+            .checked()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`sh -c 'for i in"), "{text}");
+        assert!(text.contains("exit status 3") && text.contains("line 30") && !text.contains("line 18\n"), "{text}");
+        assert!(text.contains("'it'\\''s'"), "{text}");
+    }
+
+    #[test]
+    fn stdin_and_env_reach_the_child() {
+        let out = Invocation::new(SH).args(["-c", "cat; printf %s \"$X\""]).env("X", "y").stdin(b"in\n".to_vec());
+        assert_eq!(out.checked().unwrap().stdout_text(), "in\ny");
+    }
+
+    #[test]
+    fn a_missing_tool_says_how_to_install_it() {
+        let missing = Tool { program: "sandbox-no-such-tool", install: "do the thing" };
+        let err = Invocation::new(missing).output().unwrap_err();
+        assert!(matches!(err, ExecError::NotFound { .. }));
+        assert!(err.to_string().contains("help: do the thing"));
+        assert!(which(missing).is_none() && which(SH).is_some());
+    }
+}

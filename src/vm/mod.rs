@@ -1,0 +1,232 @@
+//! The VM's lifecycle as the user drives it: `down`, `destroy`, `doctor` (and, with the VM
+//! lifecycle issue, `up`, `status`, `ssh`, `reset`). The `lima` backend goes through
+//! [`crate::lima::driver`]; the `ssh` backend's host is not owned by `sandbox`.
+
+use std::path::{Path, PathBuf};
+
+use crate::exec::{ANSIBLE_PLAYBOOK, ExecError, Invocation, LIMACTL, SSH, Tool};
+use crate::lima::driver::{Lima, LimaError, Status};
+use crate::profile::{Backend, Profile};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VmError {
+    #[error(transparent)]
+    Lima(#[from] LimaError),
+
+    #[error("there is no VM `{name}` (looked in `{}`)\n  help: `sandbox up` creates it", home.display())]
+    NoVm { name: String, home: PathBuf },
+
+    #[error(
+        "`sandbox {command}` manages Lima VMs; profile `{profile}` uses the ssh backend, whose host sandbox does not own\n  help: {help}"
+    )]
+    NotOwned { command: &'static str, profile: String, help: &'static str },
+
+    #[error(
+        "destroying the VM `{name}` deletes its disk and every change not synced yet, and needs a confirmation\n  help: run it in a terminal, or pass --force"
+    )]
+    NeedsConfirmation { name: String },
+}
+
+/// Where `sandbox` keeps its Lima VMs (its own `LIMA_HOME`; see `lima::driver`).
+pub(crate) fn lima_home(state_dir: &Path) -> PathBuf {
+    crate::sync::store::root(state_dir).join("lima")
+}
+
+fn lima_for(profile: &Profile, state_dir: &Path, command: &'static str) -> Result<Lima, VmError> {
+    match profile.vm.backend {
+        Backend::Lima => Ok(Lima::new(&lima_home(state_dir))),
+        Backend::Ssh => Err(VmError::NotOwned {
+            command,
+            profile: profile.name.clone(),
+            help: "stop or remove the host with the tools that manage it",
+        }),
+    }
+}
+
+/// What `down` did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Down {
+    Stopped,
+    AlreadyStopped(String),
+}
+
+/// Stop the profile's VM (its disk, overlay and pending changes stay).
+pub(crate) fn down(profile: &Profile, state_dir: &Path) -> Result<Down, VmError> {
+    let lima = lima_for(profile, state_dir, "down")?;
+    let Some(vm) = lima.instance(&profile.name)? else {
+        return Err(VmError::NoVm { name: profile.name.clone(), home: lima.home().to_path_buf() });
+    };
+    match vm.status {
+        Status::Running => {
+            lima.stop(&profile.name, false)?;
+            Ok(Down::Stopped)
+        }
+        Status::Stopped => Ok(Down::AlreadyStopped("already stopped".into())),
+        // Half-booted or broken: only a forced stop gets it down.
+        other => {
+            lima.stop(&profile.name, true)?;
+            Ok(Down::AlreadyStopped(format!("was {}; force-stopped", other.as_str())))
+        }
+    }
+}
+
+/// Delete the profile's VM and its disk. `confirm` is asked (with what will be lost) unless
+/// `force`; it returns `None` when there is no one to ask.
+pub(crate) fn destroy(
+    profile: &Profile,
+    state_dir: &Path,
+    force: bool,
+    confirm: &mut dyn FnMut(&str) -> Option<bool>,
+) -> Result<bool, VmError> {
+    let lima = lima_for(profile, state_dir, "destroy")?;
+    let Some(vm) = lima.instance(&profile.name)? else {
+        return Err(VmError::NoVm { name: profile.name.clone(), home: lima.home().to_path_buf() });
+    };
+    if !force {
+        let question = format!(
+            "Destroy the VM `{}` ({}) and its disk? Changes the agent made that were not synced are lost",
+            vm.name,
+            vm.status.as_str()
+        );
+        match confirm(&question) {
+            None => return Err(VmError::NeedsConfirmation { name: vm.name }),
+            Some(false) => return Ok(false),
+            Some(true) => {}
+        }
+    }
+    lima.delete(&vm.name)?;
+    Ok(true)
+}
+
+/// One line of `doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Check {
+    pub(crate) level: Level,
+    pub(crate) what: String,
+    pub(crate) detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+fn check(level: Level, what: impl Into<String>, detail: impl Into<String>) -> Check {
+    Check { level, what: what.into(), detail: detail.into() }
+}
+
+/// The tool's version line, from stdout or (for `ssh -V`) stderr.
+fn tool_version(tool: Tool, arg: &str) -> Result<String, ExecError> {
+    let out = Invocation::new(tool).arg(arg).checked()?;
+    let text =
+        if out.stdout.is_empty() { String::from_utf8_lossy(&out.stderr).into_owned() } else { out.stdout_text() };
+    Ok(crate::ui::sanitize(text.lines().next().unwrap_or_default().trim()))
+}
+
+fn tool_check(tool: Tool, arg: &str, needed: bool) -> Check {
+    let missing = if needed { Level::Fail } else { Level::Warn };
+    match (crate::exec::which(tool), tool_version(tool, arg)) {
+        (Some(path), Ok(version)) => check(Level::Ok, tool.program, format!("{version} ({})", path.display())),
+        (_, Err(ExecError::NotFound { .. })) | (None, Err(ExecError::Spawn { .. }) | Ok(_)) => {
+            check(missing, tool.program, format!("not installed; {}", tool.install))
+        }
+        (_, Err(e)) => check(missing, tool.program, format!("does not run: {e}")),
+    }
+}
+
+/// `limactl --version` is at least 2.0 (the rendered `minimumLimaVersion`).
+fn lima_version_ok(version: &str) -> bool {
+    let mut parts = version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    parts.next().unwrap_or(0) >= 2
+}
+
+/// Macs limit a unix socket path to 104 bytes; Lima puts `ssh.sock.<16 chars>` in the
+/// instance directory.
+const SOCKET_PATH_MAX: usize = 104;
+
+/// Every check `doctor` runs for `profile`.
+pub(crate) fn doctor(profile: &Profile, state_dir: &Path) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(check(Level::Ok, "profile", format!("`{}` is valid", profile.name)));
+    for w in &profile.warnings {
+        out.push(check(Level::Warn, "profile", crate::ui::sanitize(&w.to_string())));
+    }
+    out.push(tool_check(ANSIBLE_PLAYBOOK, "--version", true));
+    out.push(tool_check(SSH, "-V", true));
+    match profile.vm.backend {
+        Backend::Lima => {
+            let lima = Lima::new(&lima_home(state_dir));
+            let limactl = match (crate::exec::which(LIMACTL), lima.version()) {
+                (Some(path), Ok(v)) if lima_version_ok(&v) => {
+                    check(Level::Ok, "limactl", format!("limactl version {v} ({})", path.display()))
+                }
+                (Some(_), Ok(v)) => {
+                    check(Level::Fail, "limactl", format!("version {v}; sandbox needs Lima 2.0 or later"))
+                }
+                (None, _) | (_, Err(LimaError::Exec(ExecError::NotFound { .. }))) => {
+                    check(Level::Fail, "limactl", format!("not installed; {}", LIMACTL.install))
+                }
+                (Some(_), Err(e)) => check(Level::Fail, "limactl", format!("does not run: {e}")),
+            };
+            out.push(limactl);
+            for path in lima.global_config() {
+                out.push(check(
+                    Level::Fail,
+                    "Lima global config",
+                    format!("`{}` would be merged into the VM; remove it", path.display()),
+                ));
+            }
+            let user_config = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".lima/_config"));
+            for path in user_config.iter().flat_map(|d| crate::lima::driver::GLOBAL_CONFIG.map(|f| d.join(f))) {
+                if path.exists() {
+                    out.push(check(
+                        Level::Ok,
+                        "Lima global config",
+                        format!(
+                            "`{}` exists but is not used: sandbox keeps its VMs in its own LIMA_HOME",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            let socket = lima.home().join(&profile.name).join("ssh.sock.0123456789abcdef");
+            let len = socket.as_os_str().len();
+            if len >= SOCKET_PATH_MAX {
+                out.push(check(
+                    Level::Fail,
+                    "LIMA_HOME",
+                    format!(
+                        "`{}` makes Lima's ssh socket path {len} bytes long (the limit is {SOCKET_PATH_MAX}); use a shorter XDG_STATE_HOME or profile name",
+                        lima.home().display()
+                    ),
+                ));
+            }
+            if rustix::process::geteuid().is_root() {
+                out.push(check(
+                    Level::Fail,
+                    "user",
+                    "running as root: limactl refuses to; run sandbox as your own user",
+                ));
+            }
+        }
+        Backend::Ssh => {
+            if let Some(ssh) = &profile.vm.ssh {
+                out.push(check(Level::Ok, "ssh backend", format!("target {}@{}:{}", ssh.user, ssh.host, ssh.port)));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lima_versions() {
+        assert!(lima_version_ok("2.0.0") && lima_version_ok("v2.2.1") && lima_version_ok("10.0"));
+        assert!(!lima_version_ok("1.2.3") && !lima_version_ok("garbage"));
+    }
+}
