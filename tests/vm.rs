@@ -130,3 +130,106 @@ fn doctor_checks_tools_versions_and_lima_global_config() {
         run.stdout()
     );
 }
+
+/// A real OpenSSH server on 127.0.0.1, for root with one key, in a temp dir; killed on drop.
+/// `None` (the test is skipped, saying so) when sshd is not installed; CI installs it.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start() -> Option<Sshd> {
+        let sshd = Path::new("/usr/sbin/sshd");
+        if !sshd.exists() {
+            #[allow(clippy::print_stderr)] // the only way to say a test was skipped
+            {
+                eprintln!("skipped: /usr/sbin/sshd is not installed (CI installs openssh-server)");
+            }
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let keygen = |path: &Path| {
+            let out = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path)
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             UsePAM no\nStrictModes no\n",
+            d.join("host_key").display(),
+            d.join("sshd.pid").display(),
+            d.join("authorized_keys").display()
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("config");
+        std::fs::create_dir_all("/run/sshd").expect("privilege separation dir");
+        let child = std::process::Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not start listening");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(Sshd { child, port, key: d.join("client_key"), _dir: dir })
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_runs_a_command_in_a_lima_vm_word_for_word() {
+    let Some(sshd) = Sshd::start() else { return };
+    let t = with_vm(Some("Running"));
+    let config = format!(
+        "Host lima-default\n  Hostname 127.0.0.1\n  Port {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+         StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  LogLevel ERROR\n",
+        sshd.port,
+        sshd.key.display()
+    );
+    let t = t.file(".local/state/sandbox/lima/default/ssh.config", &config);
+    let run = t.args(["ssh", "--", "printf", "%s|", "two words", "it's", "$HOME", "*"]).run();
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout(), "two words|it's|$HOME|*|", "each word arrives as is");
+
+    // A stopped VM: no ssh attempt, a clear message.
+    let run = with_vm(Some("Stopped")).args(["ssh", "--", "true"]).run();
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("the VM `default` is stopped") && run.stderr().contains("`sandbox up` starts it"));
+}
+
+#[test]
+fn ssh_reaches_an_ssh_backend_host_and_remembers_its_key() {
+    let Some(sshd) = Sshd::start() else { return };
+    let profile = format!(
+        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n",
+        sshd.port,
+        sshd.key.display()
+    );
+    let t = Test::new().profile("box", &profile);
+    let run = t.args(["--profile", "box", "ssh", "--", "echo", "reached"]).run();
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout(), "reached\n");
+    let known = std::fs::read_to_string(run.home.join(".local/state/sandbox/known_hosts")).expect("known_hosts");
+    assert!(known.contains("ssh-ed25519"), "{known}");
+}

@@ -76,6 +76,13 @@ pub(crate) enum CommandArgs {
     /// host stay.
     Destroy(DestroyArgs),
 
+    /// Open a shell in the VM, or run a command there: `sandbox ssh -- CMD ARGS...`.
+    ///
+    /// Each word of CMD ARGS reaches the VM as is (quoted for the remote shell). Lima VMs are
+    /// reached through the instance's `ssh.config`; the ssh backend through `vm.ssh`, with host
+    /// keys trusted on first use and remembered in `$XDG_STATE_HOME/sandbox/known_hosts`.
+    Ssh(SshArgs),
+
     /// Check that the tools sandbox drives are installed and usable, and that nothing outside
     /// the profile (Lima's global config) would change the VM. Exit 0 when every check passes,
     /// 1 when one fails.
@@ -149,6 +156,13 @@ pub(crate) enum ConflictArg {
     Refuse,
     KeepHost,
     TakeVm,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SshArgs {
+    /// The command to run in the VM (after `--`); none: an interactive shell.
+    #[arg(last = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::args::{
     BaselineArgs, CommandArgs, ConflictArg, DestroyArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat,
-    ShowFormat, SyncArgs,
+    ShowFormat, SshArgs, SyncArgs,
 };
 use crate::environment::Environment;
 use crate::error::Error;
@@ -32,6 +32,7 @@ pub(crate) enum Command {
     Down { profile: ProfileSpec },
     Destroy { profile: ProfileSpec, force: bool },
     Doctor { profile: ProfileSpec },
+    Ssh { profile: ProfileSpec, command: Vec<String> },
 }
 
 /// `sandbox scan`, validated.
@@ -74,6 +75,7 @@ impl Command {
             CommandArgs::Down => Command::Down { profile: spec() },
             CommandArgs::Destroy(DestroyArgs { force }) => Command::Destroy { profile: spec(), force },
             CommandArgs::Doctor => Command::Doctor { profile: spec() },
+            CommandArgs::Ssh(SshArgs { command }) => Command::Ssh { profile: spec(), command },
             CommandArgs::Scan(args) => return scan_request(args, env),
             CommandArgs::Sync(args) => sync_command(args, spec(), env)?,
             CommandArgs::Baseline(BaselineArgs { dir, threads }) => Command::Baseline {
@@ -158,6 +160,12 @@ impl Command {
                     ui.info("not destroyed");
                     Ok(ExitCode::GateRefused)
                 }
+            }
+            Command::Ssh { profile, command } => {
+                let profile = load(&profile, env, ui)?;
+                let ssh = crate::vm::ssh(&profile, &env.state_dir, &command)?;
+                // Only returns when ssh could not be started.
+                Err(crate::vm::VmError::from(ssh.replace()).into())
             }
             Command::Doctor { profile } => {
                 let profile = load(&profile, env, ui)?;

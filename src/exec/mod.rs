@@ -139,6 +139,21 @@ impl Invocation {
         }
     }
 
+    /// Replace this process with the command, its stdin, stdout and stderr the terminal's (for
+    /// `sandbox ssh`). Returns only if it could not be started.
+    pub(crate) fn replace(&self) -> ExecError {
+        use std::os::unix::process::CommandExt;
+        let program: &OsStr = self.program.as_deref().map_or(OsStr::new(self.tool.program), std::path::Path::as_os_str);
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        let source = cmd.exec();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ExecError::NotFound { program: self.tool.program, install: self.tool.install }
+        } else {
+            ExecError::Spawn { command: self.display(), source }
+        }
+    }
+
     /// Run to completion; a non-zero exit is [`ExecError::Failed`] with the tail of stderr.
     pub(crate) fn checked(&self) -> Result<Output, ExecError> {
         let out = self.output()?;
@@ -157,7 +172,8 @@ pub(crate) fn tail(stderr: &[u8]) -> String {
     lines[start..].iter().map(|l| crate::ui::sanitize(l)).collect::<Vec<_>>().join("\n")
 }
 
-fn shell_word(word: &str) -> String {
+/// `word` quoted for a POSIX shell (unchanged when it needs no quoting).
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
 }

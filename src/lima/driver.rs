@@ -63,6 +63,8 @@ struct RawInstance {
     #[serde(default)]
     dir: String,
     #[serde(default)]
+    hostname: String,
+    #[serde(default)]
     ssh_config_file: String,
     #[serde(default)]
     ssh_local_port: Option<u16>,
@@ -75,6 +77,8 @@ pub(crate) struct Instance {
     pub(crate) name: String,
     pub(crate) status: Status,
     pub(crate) dir: PathBuf,
+    /// The `Host` of the instance's `ssh.config` (`lima-NAME`).
+    pub(crate) hostname: String,
     pub(crate) ssh_config: Option<PathBuf>,
     pub(crate) ssh_port: Option<u16>,
     pub(crate) errors: Vec<String>,
@@ -243,6 +247,11 @@ fn parse_list(text: &str) -> Result<Vec<Instance>, LimaError> {
         out.push(Instance {
             status: Status::parse(&raw.status),
             dir: PathBuf::from(&raw.dir),
+            hostname: if raw.hostname.is_empty() {
+                format!("lima-{}", raw.name.replace(['.', '_'], "-"))
+            } else {
+                raw.hostname
+            },
             ssh_config: (!raw.ssh_config_file.is_empty()).then(|| PathBuf::from(&raw.ssh_config_file)),
             ssh_port: raw.ssh_local_port.filter(|p| *p != 0),
             errors: raw.errors,

@@ -13,6 +13,12 @@ pub(crate) enum VmError {
     #[error(transparent)]
     Lima(#[from] LimaError),
 
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+
+    #[error("`{}`: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
     #[error("there is no VM `{name}` (looked in `{}`)\n  help: `sandbox up` creates it", home.display())]
     NoVm { name: String, home: PathBuf },
 
@@ -20,6 +26,9 @@ pub(crate) enum VmError {
         "`sandbox {command}` manages Lima VMs; profile `{profile}` uses the ssh backend, whose host sandbox does not own\n  help: {help}"
     )]
     NotOwned { command: &'static str, profile: String, help: &'static str },
+
+    #[error("the VM `{name}` is {status}\n  help: `sandbox up` starts it")]
+    NotRunning { name: String, status: String },
 
     #[error(
         "destroying the VM `{name}` deletes its disk and every change not synced yet, and needs a confirmation\n  help: run it in a terminal, or pass --force"
@@ -96,6 +105,49 @@ pub(crate) fn destroy(
     }
     lima.delete(&vm.name)?;
     Ok(true)
+}
+
+/// The `ssh` command line that reaches the profile's VM (and runs `command` there, each word
+/// passed through exactly: they are quoted for the remote shell).
+pub(crate) fn ssh(profile: &Profile, state_dir: &Path, command: &[String]) -> Result<Invocation, VmError> {
+    let mut inv = Invocation::new(SSH);
+    match profile.vm.backend {
+        Backend::Lima => {
+            let lima = Lima::new(&lima_home(state_dir));
+            let Some(vm) = lima.instance(&profile.name)? else {
+                return Err(VmError::NoVm { name: profile.name.clone(), home: lima.home().to_path_buf() });
+            };
+            let config = match (&vm.status, &vm.ssh_config) {
+                (Status::Running, Some(config)) => config.clone(),
+                (status, _) => return Err(VmError::NotRunning { name: vm.name, status: status.as_str().to_owned() }),
+            };
+            inv = inv.arg("-F").arg(config).arg(&vm.hostname);
+        }
+        Backend::Ssh => {
+            let Some(target) = &profile.vm.ssh else {
+                return Err(VmError::NotOwned { command: "ssh", profile: profile.name.clone(), help: "set `vm.ssh`" });
+            };
+            // Trust on first use, in a known_hosts file of sandbox's own: the user's is not
+            // changed, and a host key that changes later is refused by ssh.
+            let root = crate::sync::store::root(state_dir);
+            std::fs::create_dir_all(&root).map_err(|source| VmError::Io { path: root.clone(), source })?;
+            let known_hosts = root.join("known_hosts");
+            inv = inv
+                .arg("-p")
+                .arg(target.port.to_string())
+                .args(["-o", "StrictHostKeyChecking=accept-new", "-o"])
+                .arg(format!("UserKnownHostsFile={}", known_hosts.display()));
+            if let Some(key) = &target.identity_file {
+                inv = inv.arg("-i").arg(key).args(["-o", "IdentitiesOnly=yes"]);
+            }
+            inv = inv.arg(format!("{}@{}", target.user, target.host));
+        }
+    }
+    if !command.is_empty() {
+        let words: Vec<String> = command.iter().map(|w| crate::exec::shell_word(w)).collect();
+        inv = inv.arg("--").arg(words.join(" "));
+    }
+    Ok(inv)
 }
 
 /// One line of `doctor`.
