@@ -233,3 +233,93 @@ fn ssh_reaches_an_ssh_backend_host_and_remembers_its_key() {
     let known = std::fs::read_to_string(run.home.join(".local/state/sandbox/known_hosts")).expect("known_hosts");
     assert!(known.contains("ssh-ed25519"), "{known}");
 }
+
+/// An overlay upper at the path the rendered mount units give a workspace named `name`, on
+/// this machine (the "VM" the test's sshd serves); removed on drop.
+struct Upper(PathBuf);
+
+impl Upper {
+    fn new(name: &str) -> Upper {
+        let path = PathBuf::from(format!("/var/lib/sandbox/overlay/{name}/upper"));
+        std::fs::create_dir_all(&path).expect("upper");
+        Upper(path)
+    }
+}
+
+impl Drop for Upper {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().expect("workspace dir"));
+    }
+}
+
+#[test]
+fn sync_pulls_the_overlay_from_the_vm_over_ssh() {
+    let Some(sshd) = Sshd::start() else { return };
+    let name = format!("t{}", std::process::id());
+    let t = Test::new().file("project/a.txt", "A\n").file("project/old.txt", "old\n");
+    let project = t.project();
+    let profile = format!(
+        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n\
+         workspaces: [{{host: {}, name: {name}}}]\n",
+        sshd.port,
+        sshd.key.display(),
+        project.display()
+    );
+    let t = t.profile("box", &profile);
+    let upper = Upper::new(&name);
+    std::fs::write(upper.0.join("a.txt"), "A2\n").expect("write");
+    std::fs::write(upper.0.join("new.txt"), "new\n").expect("write");
+    // A whiteout, as overlayfs records a deletion.
+    let made = std::process::Command::new("mknod").arg(upper.0.join("old.txt")).args(["c", "0", "0"]).status();
+    assert!(made.expect("mknod").success());
+
+    // The same test home for every step: baseline, then sync from the VM.
+    let home = t.home();
+    let run_in = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"));
+        cmd.args(args)
+            .current_dir(&project)
+            .env_clear()
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_STATE_HOME", home.join(".local/state"))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        cmd.output().expect("sandbox")
+    };
+    let out = run_in(&["baseline", "."]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_in(&["--profile", "box", "sync", "--to", ".", "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(std::fs::read_to_string(project.join("a.txt")).expect("a"), "A2\n");
+    assert_eq!(std::fs::read_to_string(project.join("new.txt")).expect("new"), "new\n");
+    assert!(!project.join("old.txt").exists(), "the whiteout deleted it");
+
+    // A secret planted in the VM is refused; the host is untouched.
+    std::fs::write(upper.0.join("conf.txt"), concat!("token = gh", "p_0123456789abcdefghijklmnopqrstuvwxyz\n"))
+        .expect("write");
+    let out = run_in(&["--profile", "box", "sync", "--to", ".", "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!project.join("conf.txt").exists());
+    drop(t);
+}
+
+#[test]
+fn sync_from_a_vm_without_the_upper_says_what_is_missing() {
+    let Some(sshd) = Sshd::start() else { return };
+    let name = format!("missing{}", std::process::id());
+    let t = Test::new().file("project/a.txt", "A\n");
+    let profile = format!(
+        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n\
+         workspaces: [{{host: {}, name: {name}}}]\n",
+        sshd.port,
+        sshd.key.display(),
+        t.project().display()
+    );
+    let run = t.profile("box", &profile).args(["--profile", "box", "sync", "--to", ".", "--yes"]).run();
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("there is no overlay upper at /var/lib/sandbox/overlay/missing"), "{}", run.stderr());
+    assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+}

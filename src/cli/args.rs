@@ -109,7 +109,8 @@ pub(crate) struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
-    /// The overlay upper directory (read as root).
+    /// The overlay upper directory (read as root). Without --from-dir or --from-tar, the
+    /// changes are read from the profile's VM over SSH.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["from_tar", "undo"])]
     pub(crate) from_dir: Option<PathBuf>,
 

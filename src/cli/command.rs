@@ -27,12 +27,35 @@ pub(crate) enum Command {
     Init(InitRequest),
     Scan(ScanRequest),
     Baseline { dir: PathBuf, threads: usize },
-    Sync { profile: ProfileSpec, request: crate::sync::gate::Request, json: bool },
+    Sync { profile: ProfileSpec, spec: SyncSpec, json: bool },
     Undo { profile: ProfileSpec, host: PathBuf },
     Down { profile: ProfileSpec },
     Destroy { profile: ProfileSpec, force: bool },
     Doctor { profile: ProfileSpec },
     Ssh { profile: ProfileSpec, command: Vec<String> },
+}
+
+/// `sandbox sync`, validated; the source is opened once the profile is loaded.
+#[derive(Debug)]
+pub(crate) struct SyncSpec {
+    source: SourceSpec,
+    host: PathBuf,
+    dry_run: bool,
+    yes: bool,
+    on_conflict: crate::sync::apply::OnConflict,
+    interactive: bool,
+}
+
+#[derive(Debug)]
+enum SourceSpec {
+    Dir(PathBuf),
+    Tar {
+        path: PathBuf,
+        entries: u64,
+        bytes: u64,
+    },
+    /// The profile's VM, over SSH.
+    Vm,
 }
 
 /// `sandbox scan`, validated.
@@ -110,7 +133,7 @@ impl Command {
                 Ok(ExitCode::Ok)
             }
             Command::Scan(request) => scan(&request, ui),
-            Command::Sync { profile, request, json } => sync(&profile, &request, json, env, ui),
+            Command::Sync { profile, spec, json } => sync(&profile, spec, json, env, ui),
             Command::Undo { profile, host } => {
                 let profile = load(&profile, env, ui)?;
                 let left = crate::sync::gate::undo(&host, &profile, &env.state_dir)?;
@@ -207,13 +230,14 @@ fn sync_command(args: SyncArgs, profile: ProfileSpec, env: &Environment) -> Resu
         return Ok(Command::Undo { profile, host });
     }
     let source = match (args.from_dir, args.from_tar) {
-        (Some(dir), None) => crate::sync::gate::Source::Dir(env.cwd.join(dir)),
-        (None, Some(tar)) => crate::sync::gate::Source::Tar {
+        (Some(dir), None) => SourceSpec::Dir(env.cwd.join(dir)),
+        (None, Some(tar)) => SourceSpec::Tar {
             path: if tar.as_os_str() == "-" { tar } else { env.cwd.join(tar) },
             entries: args.entries.unwrap_or_default(),
             bytes: args.bytes.unwrap_or_default(),
         },
-        _ => return Err(Error::Usage("give the VM's changes with --from-dir DIR or --from-tar FILE|-".into())),
+        (None, None) => SourceSpec::Vm,
+        (Some(_), Some(_)) => return Err(Error::Usage("give one of --from-dir and --from-tar".into())),
     };
     let on_conflict = match args.on_conflict {
         ConflictArg::Refuse => crate::sync::apply::OnConflict::Refuse,
@@ -221,20 +245,29 @@ fn sync_command(args: SyncArgs, profile: ProfileSpec, env: &Environment) -> Resu
         ConflictArg::TakeVm => crate::sync::apply::OnConflict::TakeVm,
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let request =
-        crate::sync::gate::Request { source, host, dry_run: args.dry_run, yes: args.yes, on_conflict, interactive };
-    Ok(Command::Sync { profile, request, json: args.json })
+    let spec = SyncSpec { source, host, dry_run: args.dry_run, yes: args.yes, on_conflict, interactive };
+    Ok(Command::Sync { profile, spec, json: args.json })
 }
 
-fn sync(
-    spec: &ProfileSpec,
-    request: &crate::sync::gate::Request,
-    json: bool,
-    env: &Environment,
-    ui: &Ui,
-) -> Result<ExitCode, Error> {
-    use crate::sync::gate::Decision;
+fn sync(spec: &ProfileSpec, sync: SyncSpec, json: bool, env: &Environment, ui: &Ui) -> Result<ExitCode, Error> {
+    use crate::sync::gate::{Decision, Source};
     let profile = load(spec, env, ui)?;
+    let source = match sync.source {
+        SourceSpec::Dir(dir) => Source::Dir(dir),
+        SourceSpec::Tar { path, entries, bytes } => Source::Tar { path, entries, bytes },
+        SourceSpec::Vm => {
+            ui.info("reading the overlay's changes from the VM");
+            Source::Stream(crate::vm::export(&profile, &env.state_dir, &sync.host)?)
+        }
+    };
+    let request = &crate::sync::gate::Request {
+        source,
+        host: sync.host,
+        dry_run: sync.dry_run,
+        yes: sync.yes,
+        on_conflict: sync.on_conflict,
+        interactive: sync.interactive,
+    };
     let ask_first = profile.sync.confirm && !request.yes;
     let color = ui.stdout_color();
     let mut confirm = |report: &crate::sync::gate::Report| -> Approval {

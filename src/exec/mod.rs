@@ -154,6 +154,23 @@ impl Invocation {
         }
     }
 
+    /// Start the command and read its stdout as it comes (stderr is kept for errors). Reading
+    /// to the end fails, with the command and its stderr tail, if the command failed.
+    pub(crate) fn reader(&self) -> Result<Reader, ExecError> {
+        let program: &OsStr = self.program.as_deref().map_or(OsStr::new(self.tool.program), std::path::Path::as_os_str);
+        let mut expr = duct::cmd(program, &self.args).stderr_capture().unchecked().stdin_null();
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        match expr.reader() {
+            Ok(handle) => Ok(Reader { handle, command: self.display() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ExecError::NotFound { program: self.tool.program, install: self.tool.install })
+            }
+            Err(source) => Err(ExecError::Spawn { command: self.display(), source }),
+        }
+    }
+
     /// Run to completion; a non-zero exit is [`ExecError::Failed`] with the tail of stderr.
     pub(crate) fn checked(&self) -> Result<Output, ExecError> {
         let out = self.output()?;
@@ -161,6 +178,32 @@ impl Invocation {
             return Ok(out);
         }
         Err(ExecError::Failed { command: self.display(), status: out.status, stderr_tail: tail(&out.stderr) })
+    }
+}
+
+/// A running command's stdout (see [`Invocation::reader`]). Dropping it kills the command.
+pub(crate) struct Reader {
+    handle: duct::ReaderHandle,
+    command: String,
+}
+
+impl std::io::Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.handle.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            // The end of its output: the command has finished; say so if it failed.
+            if let Some(out) = self.handle.try_wait()?
+                && !out.status.success()
+            {
+                let err = ExecError::Failed {
+                    command: self.command.clone(),
+                    status: out.status.code(),
+                    stderr_tail: tail(&out.stderr),
+                };
+                return Err(std::io::Error::other(err.to_string()));
+            }
+        }
+        Ok(n)
     }
 }
 

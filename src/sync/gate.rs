@@ -26,9 +26,11 @@ use crate::sync::store;
 use crate::sync::upper::{self, Namespace, Upper, UpperEntry, UpperKind};
 
 /// Where the VM's changes come from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Source {
     Dir(PathBuf),
+    /// The VM's export, streamed as it arrives (over SSH), with its declared counts.
+    Stream(Stream),
     /// A PAX tar stream (a file, or `-` for stdin) with the entry count and byte total the VM
     /// declared alongside it.
     Tar {
@@ -38,7 +40,26 @@ pub(crate) enum Source {
     },
 }
 
-#[derive(Debug, Clone)]
+/// A tar stream being read from a running command.
+pub(crate) struct Stream {
+    /// What the stream is, for messages (`ssh … export`).
+    pub(crate) what: String,
+    pub(crate) entries: u64,
+    pub(crate) bytes: u64,
+    pub(crate) reader: std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("what", &self.what)
+            .field("entries", &self.entries)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
 pub(crate) struct Request {
     pub(crate) source: Source,
     pub(crate) host: PathBuf,
@@ -175,15 +196,22 @@ fn read_source(
     profile: &Profile,
     policy: &Policy,
 ) -> Result<Upper, SyncError> {
+    let limits = crate::sync::tar::TarLimits {
+        max_entries: profile.sync.max_files.saturating_mul(4).max(1000),
+        max_total_bytes: profile.sync.max_total_size.bytes().saturating_mul(2),
+        max_file_bytes: profile.sync.max_file_size.bytes(),
+    };
     match source {
         Source::Dir(dir) => upper::read_within(dir, ns, policy.read_limits(), |p| policy.is_excluded(p))
             .map_err(|source| SyncError::Io { path: dir.clone(), source }),
+        Source::Stream(stream) => {
+            let expect = Some(crate::sync::tar::Completeness { entries: stream.entries, bytes: stream.bytes });
+            let io = |source| SyncError::Io { path: PathBuf::from(&stream.what), source };
+            let reader = stream.reader.lock().ok().and_then(|mut r| r.take());
+            let reader = reader.ok_or_else(|| io(std::io::Error::other("the stream was already read")))?;
+            crate::sync::tar::read_tar(std::io::BufReader::new(reader), ns, expect, stage, limits).map_err(io)
+        }
         Source::Tar { path, entries, bytes } => {
-            let limits = crate::sync::tar::TarLimits {
-                max_entries: profile.sync.max_files.saturating_mul(4).max(1000),
-                max_total_bytes: profile.sync.max_total_size.bytes().saturating_mul(2),
-                max_file_bytes: profile.sync.max_file_size.bytes(),
-            };
             let expect = Some(crate::sync::tar::Completeness { entries: *entries, bytes: *bytes });
             let io = |source| SyncError::Io { path: path.clone(), source };
             if path.as_os_str() == "-" {
@@ -516,7 +544,7 @@ pub(crate) fn run(
     let (staged, findings, preexisting_findings, secret_paths) = if refused_early {
         (Stage::default(), Vec::new(), 0, std::collections::HashSet::new())
     } else {
-        let private = matches!(request.source, Source::Tar { .. });
+        let private = matches!(request.source, Source::Tar { .. } | Source::Stream(_));
         stage_and_scan(&plan, &index, &stage_dir, private, &set, &host)?
     };
     let refusals: Vec<String> = plan

@@ -19,6 +19,14 @@ pub(crate) enum VmError {
     #[error("`{}`: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
+    #[error("`{}` is not a workspace of profile `{profile}`\n  help: sync into one of the profile's `workspaces[].host` folders", host.display())]
+    NotAWorkspace { host: PathBuf, profile: String },
+
+    #[error(
+        "reading {what} failed: {message}\n  help: check the VM with `sandbox ssh`; the export runs as root (`sudo -n` for a non-root login)"
+    )]
+    Export { what: String, message: String },
+
     #[error("there is no VM `{name}` (looked in `{}`)\n  help: `sandbox up` creates it", home.display())]
     NoVm { name: String, home: PathBuf },
 
@@ -148,6 +156,71 @@ pub(crate) fn ssh(profile: &Profile, state_dir: &Path, command: &[String]) -> Re
         inv = inv.arg("--").arg(words.join(" "));
     }
     Ok(inv)
+}
+
+/// Streams the overlay upper of a workspace, as root in the VM: a header line with the entry
+/// count and byte total, then the PAX tar (with overlay xattrs) of the upper. `$1` is the upper.
+/// A stream that changes while it is read fails the gate's completeness check (nothing is
+/// applied); the agent should be idle during a sync.
+const EXPORT_SCRIPT: &str = r#"set -eu
+u=$1
+[ -d "$u" ] || { echo "sandbox-export: there is no overlay upper at $u" >&2; exit 3; }
+cd "$u"
+n=$(find . -mindepth 1 -printf x | wc -c)
+b=$(find . -type f -printf '%s
+' | awk '{ s += $1 } END { printf "%d", s }')
+printf 'sandbox-export %s %s
+' "$n" "$b"
+exec tar --xattrs --xattrs-include='*' --numeric-owner -C "$u" -cf - .
+"#;
+
+/// Run the export as root: directly when the login user is root, else through `sudo -n`.
+const AS_ROOT: &str = r#"if [ "$(id -u)" = 0 ]; then exec sh -c "$1" sandbox-export "$2"; else exec sudo -n sh -c "$1" sandbox-export "$2"; fi"#;
+
+/// The longest header line the export prints.
+const HEADER_MAX: usize = 128;
+
+/// Start streaming the overlay upper of the workspace at `host` out of the profile's VM.
+pub(crate) fn export(profile: &Profile, state_dir: &Path, host: &Path) -> Result<crate::sync::gate::Stream, VmError> {
+    let canonical = std::fs::canonicalize(host).map_err(|source| VmError::Io { path: host.to_path_buf(), source })?;
+    let Some(ws) = profile.workspaces.iter().find(|w| w.host == canonical) else {
+        return Err(VmError::NotAWorkspace { host: canonical, profile: profile.name.clone() });
+    };
+    let upper = format!("{}/{}/upper", crate::render::context::OVERLAY_ROOT, ws.name);
+    let command: Vec<String> =
+        ["sh", "-c", AS_ROOT, "sandbox-export", EXPORT_SCRIPT, &upper].iter().map(|s| (*s).to_owned()).collect();
+    let inv = ssh(profile, state_dir, &command)?;
+    let what = format!("the VM's export of {upper}");
+    let mut reader = inv.reader()?;
+    let header =
+        read_header(&mut reader).map_err(|e| VmError::Export { what: what.clone(), message: e.to_string() })?;
+    let parsed = header
+        .strip_prefix("sandbox-export ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(n, b)| Some((n.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+    let Some((entries, bytes)) = parsed else {
+        return Err(VmError::Export {
+            what,
+            message: format!("unexpected first line {:?}", crate::ui::sanitize(&header)),
+        });
+    };
+    Ok(crate::sync::gate::Stream { what, entries, bytes, reader: std::sync::Mutex::new(Some(Box::new(reader))) })
+}
+
+/// The first line of `reader`, read byte by byte so nothing after it is consumed.
+fn read_header(reader: &mut impl std::io::Read) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < HEADER_MAX {
+        if reader.read(&mut byte)? == 0 {
+            return Err(std::io::Error::other("the stream ended before its header"));
+        }
+        if byte[0] == b'\n' {
+            return Ok(String::from_utf8_lossy(&line).into_owned());
+        }
+        line.push(byte[0]);
+    }
+    Err(std::io::Error::other("no header line"))
 }
 
 /// One line of `doctor`.
