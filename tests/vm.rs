@@ -323,3 +323,44 @@ fn sync_from_a_vm_without_the_upper_says_what_is_missing() {
     assert!(run.stderr().contains("there is no overlay upper at /var/lib/sandbox/overlay/missing"), "{}", run.stderr());
     assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
 }
+
+#[test]
+fn status_of_a_lima_vm_that_is_not_running() {
+    let run = with_vm(Some("Stopped")).args(["status"]).run();
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout(), "VM `default` (lima): stopped\n");
+    let run = with_vm(None).args(["status", "--json"]).run();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("json");
+    assert_eq!(json["state"], "absent");
+}
+
+#[test]
+fn status_reports_pending_changes_services_firewall_and_gateway_over_ssh() {
+    let Some(sshd) = Sshd::start() else { return };
+    let name = format!("s{}", std::process::id());
+    let t = Test::new().file("project/a.txt", "A\n");
+    let profile = format!(
+        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n\
+         workspaces: [{{host: {}, name: {name}}}]\n",
+        sshd.port,
+        sshd.key.display(),
+        t.project().display()
+    );
+    let upper = Upper::new(&name);
+    std::fs::create_dir(upper.0.join("d")).expect("mkdir");
+    std::fs::write(upper.0.join("d/x"), "12345").expect("write");
+    std::fs::write(upper.0.join("y"), "678").expect("write");
+    let run = t.profile("box", &profile).args(["--profile", "box", "status", "--json"]).run();
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("json");
+    assert_eq!(json["state"], "reachable");
+    assert_eq!(json["workspaces"][0]["entries"], 3, "{json}");
+    assert_eq!(json["workspaces"][0]["bytes"], 8, "{json}");
+    // This machine runs none of the VM's services: each is reported, not guessed.
+    let units: Vec<&str> =
+        json["units"].as_array().expect("units").iter().map(|u| u[0].as_str().expect("name")).collect();
+    assert_eq!(units, ["openclaw-gateway.service", "sandbox-overlay-audit.service", "workspace.mount"]);
+    assert!(json["units"][0][1].as_str().is_some_and(|s| s != "active"), "{json}");
+    assert!(json["firewall"].is_string() && json["gateway"].is_string(), "{json}");
+    assert_ne!(json["gateway"], "ok", "no gateway listens here");
+}

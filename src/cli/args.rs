@@ -76,6 +76,10 @@ pub(crate) enum CommandArgs {
     /// host stay.
     Destroy(DestroyArgs),
 
+    /// The VM's state; when it runs: changes not synced yet (per workspace), the services,
+    /// the firewall and the gateway's health.
+    Status(StatusArgs),
+
     /// Open a shell in the VM, or run a command there: `sandbox ssh -- CMD ARGS...`.
     ///
     /// Each word of CMD ARGS reaches the VM as is (quoted for the remote shell). Lima VMs are
@@ -157,6 +161,13 @@ pub(crate) enum ConflictArg {
     Refuse,
     KeepHost,
     TakeVm,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print it as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

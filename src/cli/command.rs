@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::args::{
     BaselineArgs, CommandArgs, ConflictArg, DestroyArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat,
-    ShowFormat, SshArgs, SyncArgs,
+    ShowFormat, SshArgs, StatusArgs, SyncArgs,
 };
 use crate::environment::Environment;
 use crate::error::Error;
@@ -33,6 +33,7 @@ pub(crate) enum Command {
     Destroy { profile: ProfileSpec, force: bool },
     Doctor { profile: ProfileSpec },
     Ssh { profile: ProfileSpec, command: Vec<String> },
+    Status { profile: ProfileSpec, json: bool },
 }
 
 /// `sandbox sync`, validated; the source is opened once the profile is loaded.
@@ -99,6 +100,7 @@ impl Command {
             CommandArgs::Destroy(DestroyArgs { force }) => Command::Destroy { profile: spec(), force },
             CommandArgs::Doctor => Command::Doctor { profile: spec() },
             CommandArgs::Ssh(SshArgs { command }) => Command::Ssh { profile: spec(), command },
+            CommandArgs::Status(StatusArgs { json }) => Command::Status { profile: spec(), json },
             CommandArgs::Scan(args) => return scan_request(args, env),
             CommandArgs::Sync(args) => sync_command(args, spec(), env)?,
             CommandArgs::Baseline(BaselineArgs { dir, threads }) => Command::Baseline {
@@ -190,6 +192,17 @@ impl Command {
                 // Only returns when ssh could not be started.
                 Err(crate::vm::VmError::from(ssh.replace()).into())
             }
+            Command::Status { profile, json } => {
+                let profile = load(&profile, env, ui)?;
+                let status = crate::vm::status(&profile, &env.state_dir)?;
+                let text = if json {
+                    serde_json::to_string_pretty(&status).expect("the status serialises") + "\n"
+                } else {
+                    status_text(&status)
+                };
+                ui.data(&text).map_err(Error::Stdout)?;
+                Ok(ExitCode::Ok)
+            }
             Command::Doctor { profile } => {
                 let profile = load(&profile, env, ui)?;
                 let checks = crate::vm::doctor(&profile, &env.state_dir);
@@ -222,6 +235,34 @@ impl Command {
             }
         }
     }
+}
+
+fn status_text(s: &crate::vm::VmStatus) -> String {
+    let mut out = format!("VM `{}` ({}): {}\n", s.name, s.backend, s.state);
+    if !s.workspaces.is_empty() {
+        out.push_str("changes not synced yet:\n");
+        for w in &s.workspaces {
+            let what = match (w.entries, w.bytes) {
+                (Some(0), _) => "none".to_owned(),
+                (Some(n), Some(b)) => format!("{n} entries, {}", crate::profile::ByteSize(b)),
+                _ => "no overlay upper in the VM".to_owned(),
+            };
+            out.push_str(&format!("  {}: {what}\n", w.host.display()));
+        }
+    }
+    if !s.units.is_empty() {
+        out.push_str("services:\n");
+        for (unit, state) in &s.units {
+            out.push_str(&format!("  {unit}: {}\n", crate::ui::sanitize(state)));
+        }
+    }
+    if let Some(f) = &s.firewall {
+        out.push_str(&format!("firewall: {}\n", crate::ui::sanitize(f)));
+    }
+    if let Some(g) = &s.gateway {
+        out.push_str(&format!("gateway health: {}\n", crate::ui::sanitize(g)));
+    }
+    out
 }
 
 fn sync_command(args: SyncArgs, profile: ProfileSpec, env: &Environment) -> Result<Command, Error> {

@@ -223,6 +223,144 @@ fn read_header(reader: &mut impl std::io::Read) -> std::io::Result<String> {
     Err(std::io::Error::other("no header line"))
 }
 
+/// Reports, as root in the VM, one `key value...` line per fact: each upper's entry count and
+/// bytes, each unit's state, the firewall and the gateway's health. `$1` is the gateway port,
+/// then `--uppers` and `--units` lists.
+const STATUS_SCRIPT: &str = r#"set -u
+port=$1; shift
+mode=
+for a in "$@"; do
+  case "$a" in
+    --uppers|--units) mode=$a; continue ;;
+  esac
+  if [ "$mode" = --uppers ]; then
+    if [ -d "$a" ]; then
+      n=$(find "$a" -mindepth 1 -printf x | wc -c)
+      b=$(find "$a" -type f -printf '%s
+' | awk '{ s += $1 } END { printf "%d", s }')
+      echo "upper $a $n $b"
+    else
+      echo "upper $a missing"
+    fi
+  else
+    if command -v systemctl >/dev/null 2>&1; then
+      echo "unit $a $(systemctl is-active "$a" 2>/dev/null || true)"
+    else
+      echo "unit $a unknown"
+    fi
+  fi
+done
+if command -v ufw >/dev/null 2>&1; then
+  echo "firewall $(ufw status 2>/dev/null | head -n 1 | sed 's/^Status: //')"
+else
+  echo "firewall not-installed"
+fi
+if command -v curl >/dev/null 2>&1; then
+  if curl -fsS -m 3 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then echo "gateway ok"; else echo "gateway unreachable"; fi
+else
+  echo "gateway unknown"
+fi
+"#;
+
+/// What `status` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct VmStatus {
+    pub(crate) name: String,
+    pub(crate) backend: &'static str,
+    /// `running`, `stopped`, ... (for an ssh host: `reachable`).
+    pub(crate) state: String,
+    pub(crate) workspaces: Vec<Pending>,
+    pub(crate) units: Vec<(String, String)>,
+    pub(crate) firewall: Option<String>,
+    pub(crate) gateway: Option<String>,
+}
+
+/// A workspace's changes in the VM, not synced yet.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Pending {
+    pub(crate) host: PathBuf,
+    /// Entries in the overlay upper (`None`: no upper there).
+    pub(crate) entries: Option<u64>,
+    pub(crate) bytes: Option<u64>,
+}
+
+/// The profile's VM: its state, and when it runs, pending changes per workspace, service
+/// states, the firewall and the gateway's health (one SSH round trip).
+pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, VmError> {
+    let backend = match profile.vm.backend {
+        Backend::Lima => "lima",
+        Backend::Ssh => "ssh",
+    };
+    let mut out = VmStatus {
+        name: profile.name.clone(),
+        backend,
+        state: "reachable".into(),
+        workspaces: Vec::new(),
+        units: Vec::new(),
+        firewall: None,
+        gateway: None,
+    };
+    if profile.vm.backend == Backend::Lima {
+        let lima = Lima::new(&lima_home(state_dir));
+        match lima.instance(&profile.name)? {
+            None => {
+                out.state = "absent".into();
+                return Ok(out);
+            }
+            Some(vm) if vm.status != Status::Running => {
+                out.state = vm.status.as_str().to_owned();
+                return Ok(out);
+            }
+            Some(_) => out.state = "running".into(),
+        }
+    }
+    let uppers: Vec<(PathBuf, String)> = profile
+        .workspaces
+        .iter()
+        .map(|w| (w.host.clone(), format!("{}/{}/upper", crate::render::context::OVERLAY_ROOT, w.name)))
+        .collect();
+    let mut units = vec!["openclaw-gateway.service".to_owned(), "sandbox-overlay-audit.service".to_owned()];
+    units.extend(
+        profile.workspaces.iter().map(|w| format!("{}.mount", crate::render::filters::systemd_escape_path(&w.guest))),
+    );
+    let mut command: Vec<String> = ["sh", "-c", AS_ROOT, "sandbox-status"].map(str::to_owned).to_vec();
+    // AS_ROOT passes its own $1 as the script and $2 as the script's first argument only: wrap
+    // the list into one argument list of the status script through `sh -c` once more.
+    let inner: Vec<String> = std::iter::once(profile.gateway.port.to_string())
+        .chain(std::iter::once("--uppers".to_owned()))
+        .chain(uppers.iter().map(|(_, u)| u.clone()))
+        .chain(std::iter::once("--units".to_owned()))
+        .chain(units.iter().cloned())
+        .collect();
+    let script = format!(
+        "set -- {}\n{STATUS_SCRIPT}",
+        inner.iter().map(|w| crate::exec::shell_word(w)).collect::<Vec<_>>().join(" ")
+    );
+    command.push(script);
+    command.push(String::new());
+    let output = ssh(profile, state_dir, &command)?.checked()?;
+    for line in output.stdout_text().lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.as_slice() {
+            ["upper", path, "missing"] => {
+                if let Some((host, _)) = uppers.iter().find(|(_, u)| u == path) {
+                    out.workspaces.push(Pending { host: host.clone(), entries: None, bytes: None });
+                }
+            }
+            ["upper", path, n, b] => {
+                if let Some((host, _)) = uppers.iter().find(|(_, u)| u == path) {
+                    out.workspaces.push(Pending { host: host.clone(), entries: n.parse().ok(), bytes: b.parse().ok() });
+                }
+            }
+            ["unit", unit, state @ ..] => out.units.push(((*unit).to_owned(), state.join(" "))),
+            ["firewall", rest @ ..] => out.firewall = Some(rest.join(" ")),
+            ["gateway", rest @ ..] => out.gateway = Some(rest.join(" ")),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// One line of `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Check {
