@@ -190,6 +190,17 @@ impl Sshd {
     }
 }
 
+/// A profile `box` whose VM is the test's sshd (an ssh-backend host), with one workspace.
+fn ssh_profile(sshd: &Sshd, project: &Path, workspace: &str) -> String {
+    format!(
+        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n\
+         workspaces: [{{host: {}, name: {workspace}}}]\n",
+        sshd.port,
+        sshd.key.display(),
+        project.display()
+    )
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -258,13 +269,7 @@ fn sync_pulls_the_overlay_from_the_vm_over_ssh() {
     let name = format!("t{}", std::process::id());
     let t = Test::new().file("project/a.txt", "A\n").file("project/old.txt", "old\n");
     let project = t.project();
-    let profile = format!(
-        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n\
-         workspaces: [{{host: {}, name: {name}}}]\n",
-        sshd.port,
-        sshd.key.display(),
-        project.display()
-    );
+    let profile = ssh_profile(&sshd, &project, &name);
     let t = t.profile("box", &profile);
     let upper = Upper::new(&name);
     std::fs::write(upper.0.join("a.txt"), "A2\n").expect("write");
@@ -311,13 +316,7 @@ fn sync_from_a_vm_without_the_upper_says_what_is_missing() {
     let Some(sshd) = Sshd::start() else { return };
     let name = format!("missing{}", std::process::id());
     let t = Test::new().file("project/a.txt", "A\n");
-    let profile = format!(
-        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n\
-         workspaces: [{{host: {}, name: {name}}}]\n",
-        sshd.port,
-        sshd.key.display(),
-        t.project().display()
-    );
+    let profile = ssh_profile(&sshd, &t.project(), &name);
     let run = t.profile("box", &profile).args(["--profile", "box", "sync", "--to", ".", "--yes"]).run();
     assert_eq!(run.code(), 1, "{}", run.stderr());
     assert!(run.stderr().contains("there is no overlay upper at /var/lib/sandbox/overlay/missing"), "{}", run.stderr());
@@ -339,13 +338,7 @@ fn status_reports_pending_changes_services_firewall_and_gateway_over_ssh() {
     let Some(sshd) = Sshd::start() else { return };
     let name = format!("s{}", std::process::id());
     let t = Test::new().file("project/a.txt", "A\n");
-    let profile = format!(
-        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {}, user: root, identity_file: {}}}}}\n\
-         workspaces: [{{host: {}, name: {name}}}]\n",
-        sshd.port,
-        sshd.key.display(),
-        t.project().display()
-    );
+    let profile = ssh_profile(&sshd, &t.project(), &name);
     let upper = Upper::new(&name);
     std::fs::create_dir(upper.0.join("d")).expect("mkdir");
     std::fs::write(upper.0.join("d/x"), "12345").expect("write");
