@@ -14,6 +14,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 vm="$root/tests/e2e/vm.sh"
 sandbox=${1:-$root/target/release/sandbox}
 [ -x "$sandbox" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+# Absolute: the scenario runs it from the test home.
+sandbox=$(realpath "$sandbox")
 E2E_DIR=${E2E_DIR:-/tmp/sandbox-e2e}
 export E2E_DIR
 
