@@ -193,10 +193,7 @@ impl Gate {
         let mut cmd = Command::new(program);
         cmd.current_dir(self.home())
             .env_clear()
-            .env("HOME", self.home())
-            .env("XDG_STATE_HOME", self.home().join(".local/state"))
-            .env("XDG_CONFIG_HOME", self.home().join(".config"))
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(crate::test::home_env(&self.home()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         cmd
@@ -2175,12 +2172,7 @@ fn m12_whiteout_for_a_host_only_path_keeps_it_and_says_so() {
 impl Gate {
     /// `sandbox sync` of the upper into `ws` in a terminal; `None` without tmux.
     fn terminal(&self, color: bool) -> Option<crate::test::Tmux> {
-        let mut env: Vec<(String, String)> = vec![
-            ("HOME".into(), self.home().display().to_string()),
-            ("XDG_STATE_HOME".into(), self.home().join(".local/state").display().to_string()),
-            ("XDG_CONFIG_HOME".into(), self.home().join(".config").display().to_string()),
-            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-        ];
+        let mut env = crate::test::home_env(&self.home());
         if !color {
             env.push(("NO_COLOR".into(), "1".into()));
         }

@@ -3,9 +3,9 @@
 //! `--force`, answers that do not make a valid profile, names that are not file names.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use crate::test::{Test, Tmux, read_tree, redact_home};
+use crate::test::{Test, Tmux, home_env, read_tree, redact_home};
 
 const WEB_ARGS: [&str; 13] = [
     "init",
@@ -70,28 +70,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// The environment `Test::run` gives `sandbox`, for a second command in the same home.
-fn env_for(home: &Path) -> Vec<(String, String)> {
-    vec![
-        ("HOME".into(), home.display().to_string()),
-        ("XDG_CONFIG_HOME".into(), home.join(".config").display().to_string()),
-        ("XDG_STATE_HOME".into(), home.join(".local/state").display().to_string()),
-        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-    ]
-}
-
-/// Run `sandbox ARGS` again in an existing fake home (cwd `home/project`, stdin closed).
-#[allow(clippy::disallowed_methods)] // tests spawn the binary under test directly
+/// Run `sandbox ARGS` again in an existing fake home (cwd `home/project`).
 fn sandbox_in(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args(args)
-        .current_dir(home.join("project"))
-        .env_clear()
-        .envs(env_for(home))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn sandbox")
+    crate::test::sandbox_in(home, &home.join("project"), args, &[])
 }
 
 #[track_caller]
@@ -344,7 +325,7 @@ fn skipped(test: &str) {
 fn wizard_asks_checks_each_answer_on_the_spot_and_writes_the_profile() {
     let t = Test::new().file("other/README", "other\n");
     let home = t.home();
-    let Some(tmux) = Tmux::start(&home, &home.join("project"), &env_for(&home), "init") else {
+    let Some(tmux) = Tmux::start(&home, &home.join("project"), &home_env(&home), "init") else {
         return skipped("wizard_asks_checks_each_answer_on_the_spot_and_writes_the_profile");
     };
     tmux.answer("Sandbox name (project)", "wiz");
@@ -399,7 +380,7 @@ fn wizard_refuses_an_existing_name_at_once_and_takes_the_defaults() {
     const OLD: &str = "name: web\nextends: default\n";
     let t = Test::new().profile("web", OLD);
     let home = t.home();
-    let Some(tmux) = Tmux::start(&home, &home.join("project"), &env_for(&home), "init") else {
+    let Some(tmux) = Tmux::start(&home, &home.join("project"), &home_env(&home), "init") else {
         return skipped("wizard_refuses_an_existing_name_at_once_and_takes_the_defaults");
     };
     // Said at the first question, not after the last one.
@@ -436,7 +417,7 @@ fn wizard_with_force_replaces_and_backs_up() {
     const OLD: &str = "name: web\nextends: default\n";
     let t = Test::new().profile("web", OLD);
     let home = t.home();
-    let Some(tmux) = Tmux::start(&home, &home.join("project"), &env_for(&home), "init --force --name web") else {
+    let Some(tmux) = Tmux::start(&home, &home.join("project"), &home_env(&home), "init --force --name web") else {
         return skipped("wizard_with_force_replaces_and_backs_up");
     };
     tmux.answer("Sandbox name (web)", "");

@@ -22,14 +22,7 @@ fn baseline_is_recorded_privately_and_refreshed() {
 
     // A second run compares with the first.
     std::fs::write(home.join("project/new.txt"), "n").expect("write");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args(["baseline", "project"])
-        .current_dir(&home)
-        .env_clear()
-        .env("HOME", &home)
-        .env("XDG_STATE_HOME", home.join(".local/state"))
-        .output()
-        .expect("run");
+    let output = crate::test::sandbox_in(&home, &home, &["baseline", "project"], &[]);
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("1 paths changed since the previous baseline"));
 }
@@ -113,19 +106,7 @@ impl Session {
         view
     }
     fn sandbox(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
-            .args(args)
-            .current_dir(self.home())
-            .env_clear()
-            .env("HOME", self.home())
-            .env("XDG_STATE_HOME", self.home().join(".local/state"))
-            .env("XDG_CONFIG_HOME", self.home().join(".config"))
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run sandbox")
+        crate::test::sandbox_in(&self.home(), &self.home(), args, env)
     }
     fn sync(&self, extra: &[&str]) -> std::process::Output {
         let upper = self.upper().display().to_string();

@@ -34,10 +34,7 @@ impl Test {
         std::fs::create_dir_all(&project).expect("project dir");
         std::fs::create_dir_all(home.join(".config/sandbox/profiles")).expect("config dir");
         let mut env = BTreeMap::new();
-        env.insert("HOME".into(), home.display().to_string());
-        env.insert("XDG_CONFIG_HOME".into(), home.join(".config").display().to_string());
-        env.insert("XDG_STATE_HOME".into(), home.join(".local/state").display().to_string());
-        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+        env.extend(home_env(&home));
         env.insert("NO_COLOR".into(), "1".into());
         Test { root, args: Vec::new(), env, cwd: project, stdin: None }
     }
@@ -102,6 +99,32 @@ impl Test {
         let home = self.home();
         Run { output, home, _root: self.root }
     }
+}
+
+/// The environment `sandbox` gets in tests: a fake home (config and state inside it) and the
+/// caller's PATH, nothing else.
+pub(crate) fn home_env(home: &Path) -> Vec<(String, String)> {
+    vec![
+        ("HOME".into(), home.display().to_string()),
+        ("XDG_CONFIG_HOME".into(), home.join(".config").display().to_string()),
+        ("XDG_STATE_HOME".into(), home.join(".local/state").display().to_string()),
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+    ]
+}
+
+/// Run `sandbox ARGS` in an existing fake home (in `cwd`, without colour, stdin closed), with
+/// `extra` variables.
+pub(crate) fn sandbox_in(home: &Path, cwd: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(home_env(home))
+        .env("NO_COLOR", "1")
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn sandbox")
 }
 
 impl Run {

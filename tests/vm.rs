@@ -280,19 +280,7 @@ fn sync_pulls_the_overlay_from_the_vm_over_ssh() {
 
     // The same test home for every step: baseline, then sync from the VM.
     let home = t.home();
-    let run_in = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"));
-        cmd.args(args)
-            .current_dir(&project)
-            .env_clear()
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_STATE_HOME", home.join(".local/state"))
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null());
-        cmd.output().expect("sandbox")
-    };
+    let run_in = |args: &[&str]| crate::test::sandbox_in(&home, &project, args, &[]);
     let out = run_in(&["baseline", "."]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run_in(&["--profile", "box", "sync", "--to", ".", "--yes"]);

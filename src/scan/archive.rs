@@ -54,184 +54,146 @@ fn kind(data: &[u8]) -> Option<Kind> {
 
 /// Scan `data` as bytes and, when it is an archive, every member within the limits.
 pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], limits: ArchiveLimits, opts: EngineOptions) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let mut budget = Budget { bytes: limits.max_total_bytes, entries: limits.max_entries };
-    scan_nested(set, path, data, 0, limits, &mut budget, opts, &mut out);
-    out
+    let budget = Budget { bytes: limits.max_total_bytes, entries: limits.max_entries };
+    let mut scan = Scan { set, limits, opts, budget, out: Vec::new() };
+    scan.nested(path, data, 0);
+    scan.out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn scan_nested(
-    set: &RuleSet,
-    path: &str,
-    data: &[u8],
-    depth: usize,
+/// One scanned file being opened: the rules, the limits, what is left of them, the findings.
+struct Scan<'a> {
+    set: &'a RuleSet,
     limits: ArchiveLimits,
-    budget: &mut Budget,
     opts: EngineOptions,
-    out: &mut Vec<Finding>,
-) {
-    let kind = kind(data);
-    // A tar stores its members as they are: scanning the container too would report every
-    // secret twice. Compressed and unknown formats are scanned as bytes as well.
-    if kind != Some(Kind::Tar) {
-        out.extend(engine::scan(set, path, data, opts));
-    }
-    let Some(kind) = kind else { return };
-    if depth >= limits.max_depth {
-        out.push(Finding::unscannable(
-            path,
-            format!("archive nested deeper than {} levels; its contents were not scanned", limits.max_depth),
-        ));
-        return;
-    }
-    let result = match kind {
-        Kind::Zip => zip_members(set, path, data, depth, limits, budget, opts, out),
-        Kind::Gzip => gzip_member(set, path, data, depth, limits, budget, opts, out),
-        Kind::Tar => tar_members(set, path, data, depth, limits, budget, opts, out),
-    };
-    if let Err(reason) = result {
-        out.push(Finding::unscannable(path, reason));
-        if kind == Kind::Tar {
-            out.extend(engine::scan(set, path, data, opts));
-        }
-    }
+    budget: Budget,
+    out: Vec<Finding>,
 }
 
-/// Read at most the member limit and the remaining budget; more is an error, not a truncation.
-fn read_bounded(
-    reader: &mut dyn Read,
-    limits: ArchiveLimits,
-    budget: &mut Budget,
-    name: &str,
-) -> Result<Vec<u8>, String> {
-    if budget.entries == 0 {
-        return Err(format!("more than {} archive entries; the rest was not scanned", limits.max_entries));
+impl Scan<'_> {
+    fn bytes(&mut self, path: &str, data: &[u8]) {
+        self.out.extend(engine::scan(self.set, path, data, self.opts));
     }
-    budget.entries -= 1;
-    let cap = limits.max_member_bytes.min(budget.bytes);
-    let mut buf = Vec::new();
-    reader.take(cap + 1).read_to_end(&mut buf).map_err(|e| format!("cannot decode `{name}`: {e}"))?;
-    if buf.len() as u64 > cap {
-        return Err(format!(
-            "`{name}` decompresses to more than {} (the limit for one member or for the whole archive); not scanned",
-            crate::profile::ByteSize(cap)
-        ));
-    }
-    budget.bytes -= buf.len() as u64;
-    Ok(buf)
-}
 
-/// Read one member within the budget and scan it (recursively); an over-limit member is a
-/// blocking finding. Returns false once the budget is spent: the rest is not read.
-#[allow(clippy::too_many_arguments)]
-fn scan_member(
-    set: &RuleSet,
-    reader: &mut dyn Read,
-    inner: &str,
-    name: &str,
-    depth: usize,
-    limits: ArchiveLimits,
-    budget: &mut Budget,
-    opts: EngineOptions,
-    out: &mut Vec<Finding>,
-) -> bool {
-    match read_bounded(reader, limits, budget, name) {
-        Ok(bytes) => {
-            scan_nested(set, inner, &bytes, depth + 1, limits, budget, opts, out);
-            true
+    fn nested(&mut self, path: &str, data: &[u8], depth: usize) {
+        let kind = kind(data);
+        // A tar stores its members as they are: scanning the container too would report every
+        // secret twice. Compressed and unknown formats are scanned as bytes as well.
+        if kind != Some(Kind::Tar) {
+            self.bytes(path, data);
         }
-        Err(reason) => {
-            out.push(Finding::unscannable(inner, reason));
-            budget.entries > 0 && budget.bytes > 0
+        let Some(kind) = kind else { return };
+        if depth >= self.limits.max_depth {
+            self.out.push(Finding::unscannable(
+                path,
+                format!("archive nested deeper than {} levels; its contents were not scanned", self.limits.max_depth),
+            ));
+            return;
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn zip_members(
-    set: &RuleSet,
-    path: &str,
-    data: &[u8],
-    depth: usize,
-    limits: ArchiveLimits,
-    budget: &mut Budget,
-    opts: EngineOptions,
-    out: &mut Vec<Finding>,
-) -> Result<(), String> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(data)).map_err(|e| format!("cannot open zip archive: {e}"))?;
-    for i in 0..archive.len() {
-        let mut member = archive.by_index(i).map_err(|e| format!("cannot read zip entry {i}: {e}"))?;
-        let name = member.name().map_or_else(|_| format!("entry-{i}"), |n| n.into_owned());
-        let inner = format!("{path}!{name}");
-        if member.is_dir() {
-            continue;
-        }
-        if member.encrypted() {
-            out.push(Finding::unscannable(&inner, "encrypted zip entry; its contents cannot be scanned".into()));
-            continue;
-        }
-        if !scan_member(set, &mut member, &inner, &name, depth, limits, budget, opts, out) {
-            return Ok(());
+        let result = match kind {
+            Kind::Zip => self.zip_members(path, data, depth),
+            Kind::Gzip => self.gzip_member(path, data, depth),
+            Kind::Tar => self.tar_members(path, data, depth),
+        };
+        if let Err(reason) = result {
+            self.out.push(Finding::unscannable(path, reason));
+            if kind == Kind::Tar {
+                self.bytes(path, data);
+            }
         }
     }
-    Ok(())
-}
 
-#[allow(clippy::too_many_arguments)]
-fn gzip_member(
-    set: &RuleSet,
-    path: &str,
-    data: &[u8],
-    depth: usize,
-    limits: ArchiveLimits,
-    budget: &mut Budget,
-    opts: EngineOptions,
-    out: &mut Vec<Finding>,
-) -> Result<(), String> {
-    let mut decoder = flate2::read::MultiGzDecoder::new(data);
-    let inner_name = path
-        .rsplit(['/', '!'])
-        .next()
-        .unwrap_or(path)
-        .strip_suffix(".gz")
-        .or_else(|| path.strip_suffix(".tgz"))
-        .unwrap_or("data")
-        .to_owned();
-    let bytes = read_bounded(&mut decoder, limits, budget, &inner_name)?;
-    scan_nested(set, &format!("{path}!{inner_name}"), &bytes, depth + 1, limits, budget, opts, out);
-    Ok(())
-}
+    /// Read at most the member limit and the remaining budget; more is an error, not a
+    /// truncation.
+    fn read_bounded(&mut self, reader: &mut dyn Read, name: &str) -> Result<Vec<u8>, String> {
+        if self.budget.entries == 0 {
+            return Err(format!("more than {} archive entries; the rest was not scanned", self.limits.max_entries));
+        }
+        self.budget.entries -= 1;
+        let cap = self.limits.max_member_bytes.min(self.budget.bytes);
+        let mut buf = Vec::new();
+        reader.take(cap + 1).read_to_end(&mut buf).map_err(|e| format!("cannot decode `{name}`: {e}"))?;
+        if buf.len() as u64 > cap {
+            return Err(format!(
+                "`{name}` decompresses to more than {} (the limit for one member or for the whole archive); not scanned",
+                crate::profile::ByteSize(cap)
+            ));
+        }
+        self.budget.bytes -= buf.len() as u64;
+        Ok(buf)
+    }
 
-#[allow(clippy::too_many_arguments)]
-fn tar_members(
-    set: &RuleSet,
-    path: &str,
-    data: &[u8],
-    depth: usize,
-    limits: ArchiveLimits,
-    budget: &mut Budget,
-    opts: EngineOptions,
-    out: &mut Vec<Finding>,
-) -> Result<(), String> {
-    let mut archive = tar::Archive::new(data);
-    let entries = archive.entries().map_err(|e| format!("cannot read tar archive: {e}"))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| format!("cannot read tar entry: {e}"))?;
-        let name = entry.path().map(|p| p.display().to_string()).unwrap_or_else(|_| "?".into());
-        let inner = format!("{path}!{name}");
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry.link_name_bytes().map(|b| b.into_owned()).unwrap_or_default();
-            out.extend(engine::scan(set, &inner, &target, opts));
-            continue;
-        }
-        if !kind.is_file() {
-            continue;
-        }
-        if !scan_member(set, &mut entry, &inner, &name, depth, limits, budget, opts, out) {
-            return Ok(());
+    /// Read one member within the budget and scan it (recursively); an over-limit member is a
+    /// blocking finding. Returns false once the budget is spent: the rest is not read.
+    fn member(&mut self, reader: &mut dyn Read, inner: &str, name: &str, depth: usize) -> bool {
+        match self.read_bounded(reader, name) {
+            Ok(bytes) => {
+                self.nested(inner, &bytes, depth + 1);
+                true
+            }
+            Err(reason) => {
+                self.out.push(Finding::unscannable(inner, reason));
+                self.budget.entries > 0 && self.budget.bytes > 0
+            }
         }
     }
-    Ok(())
+
+    fn zip_members(&mut self, path: &str, data: &[u8], depth: usize) -> Result<(), String> {
+        let mut archive =
+            zip::ZipArchive::new(Cursor::new(data)).map_err(|e| format!("cannot open zip archive: {e}"))?;
+        for i in 0..archive.len() {
+            let mut member = archive.by_index(i).map_err(|e| format!("cannot read zip entry {i}: {e}"))?;
+            let name = member.name().map_or_else(|_| format!("entry-{i}"), |n| n.into_owned());
+            let inner = format!("{path}!{name}");
+            if member.is_dir() {
+                continue;
+            }
+            if member.encrypted() {
+                self.out
+                    .push(Finding::unscannable(&inner, "encrypted zip entry; its contents cannot be scanned".into()));
+                continue;
+            }
+            if !self.member(&mut member, &inner, &name, depth) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn gzip_member(&mut self, path: &str, data: &[u8], depth: usize) -> Result<(), String> {
+        let mut decoder = flate2::read::MultiGzDecoder::new(data);
+        let inner_name = path
+            .rsplit(['/', '!'])
+            .next()
+            .unwrap_or(path)
+            .strip_suffix(".gz")
+            .or_else(|| path.strip_suffix(".tgz"))
+            .unwrap_or("data")
+            .to_owned();
+        let bytes = self.read_bounded(&mut decoder, &inner_name)?;
+        self.nested(&format!("{path}!{inner_name}"), &bytes, depth + 1);
+        Ok(())
+    }
+
+    fn tar_members(&mut self, path: &str, data: &[u8], depth: usize) -> Result<(), String> {
+        let mut archive = tar::Archive::new(data);
+        let entries = archive.entries().map_err(|e| format!("cannot read tar archive: {e}"))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| format!("cannot read tar entry: {e}"))?;
+            let name = entry.path().map(|p| p.display().to_string()).unwrap_or_else(|_| "?".into());
+            let inner = format!("{path}!{name}");
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry.link_name_bytes().map(|b| b.into_owned()).unwrap_or_default();
+                self.bytes(&inner, &target);
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            if !self.member(&mut entry, &inner, &name, depth) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
 }
