@@ -400,9 +400,7 @@ fn choose(report: &crate::sync::gate::Report, ask_first: bool) -> Approval {
             leave_out.push(path.clone());
         }
     }
-    let left_out = |path: &str| {
-        leave_out.iter().any(|q| path == q || path.strip_prefix(q.as_str()).is_some_and(|r| r.starts_with('/')))
-    };
+    let left_out = |path: &str| leave_out.iter().any(|q| crate::sync::gate::within(path, q));
     let remaining: Vec<&crate::sync::gate::OpView> = report.ops.iter().filter(|o| !left_out(&o.path)).collect();
     if remaining.is_empty() {
         return Approval::Decline;

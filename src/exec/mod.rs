@@ -110,6 +110,11 @@ impl Invocation {
         self
     }
 
+    /// What to execute: the override, else the tool's name (looked up on PATH).
+    fn executable(&self) -> &OsStr {
+        self.program.as_deref().map_or(OsStr::new(self.tool.program), std::path::Path::as_os_str)
+    }
+
     /// The command as a person would type it (for messages and logs).
     pub(crate) fn display(&self) -> String {
         std::iter::once(self.tool.program.to_owned())
@@ -121,8 +126,7 @@ impl Invocation {
     /// Run to completion, capturing stdout and stderr. A non-zero exit is not an error here
     /// (see [`Invocation::checked`]).
     pub(crate) fn output(&self) -> Result<Output, ExecError> {
-        let program: &OsStr = self.program.as_deref().map_or(OsStr::new(self.tool.program), std::path::Path::as_os_str);
-        let mut expr = duct::cmd(program, &self.args).stdout_capture().stderr_capture().unchecked();
+        let mut expr = duct::cmd(self.executable(), &self.args).stdout_capture().stderr_capture().unchecked();
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }
@@ -143,8 +147,7 @@ impl Invocation {
     /// `sandbox ssh`). Returns only if it could not be started.
     pub(crate) fn replace(&self) -> ExecError {
         use std::os::unix::process::CommandExt;
-        let program: &OsStr = self.program.as_deref().map_or(OsStr::new(self.tool.program), std::path::Path::as_os_str);
-        let mut cmd = std::process::Command::new(program);
+        let mut cmd = std::process::Command::new(self.executable());
         cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
         let source = cmd.exec();
         if source.kind() == std::io::ErrorKind::NotFound {
@@ -157,8 +160,7 @@ impl Invocation {
     /// Start the command and read its stdout as it comes (stderr is kept for errors). Reading
     /// to the end fails, with the command and its stderr tail, if the command failed.
     pub(crate) fn reader(&self) -> Result<Reader, ExecError> {
-        let program: &OsStr = self.program.as_deref().map_or(OsStr::new(self.tool.program), std::path::Path::as_os_str);
-        let mut expr = duct::cmd(program, &self.args).stderr_capture().unchecked().stdin_null();
+        let mut expr = duct::cmd(self.executable(), &self.args).stderr_capture().unchecked().stdin_null();
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }

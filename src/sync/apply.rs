@@ -61,7 +61,10 @@ fn matches_upper(h: &HostState, u: &UpperEntry) -> bool {
 fn state(host: &Host, path: &str) -> std::io::Result<Option<HostState>> {
     match host.state(path) {
         Ok(s) => Ok(Some(s)),
-        Err(e) if matches!(e.raw_os_error(), Some(n) if n == rustix::io::Errno::LOOP.raw_os_error() || n == rustix::io::Errno::XDEV.raw_os_error() || n == rustix::io::Errno::NAMETOOLONG.raw_os_error()) => {
+        Err(e)
+            if crate::sync::host::unreachable(&e)
+                || e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e),

@@ -287,7 +287,7 @@ fn stage_and_scan(
 }
 
 /// `p` is `q` or inside it.
-fn within(p: &str, q: &str) -> bool {
+pub(crate) fn within(p: &str, q: &str) -> bool {
     p == q || p.strip_prefix(q).is_some_and(|rest| rest.starts_with('/'))
 }
 
@@ -462,12 +462,20 @@ fn refreshed(
             base.entries.remove(path);
             continue;
         };
+        // A written file was hashed by the verification a moment ago: its size and the staged
+        // hash are enough, no third read of its content.
+        if let Some(sha256) = staged.sha256(path)
+            && rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile
+        {
+            let kind = manifest::Kind::File { size: stat.st_size.unsigned_abs(), sha256: sha256.to_owned() };
+            base.entries
+                .insert(path.to_owned(), manifest::Entry { kind, mode: stat.st_mode & 0o7777, mtime: stat.st_mtime });
+            continue;
+        }
         let kind = match host.state(path).map_err(io)? {
             crate::sync::host::HostState::Symlink { target } => manifest::Kind::Symlink { target },
             crate::sync::host::HostState::Dir { .. } => manifest::Kind::Dir,
-            crate::sync::host::HostState::File { sha256, size, .. } => {
-                manifest::Kind::File { size, sha256: staged.sha256(path).map_or(sha256, str::to_owned) }
-            }
+            crate::sync::host::HostState::File { sha256, size, .. } => manifest::Kind::File { size, sha256 },
             crate::sync::host::HostState::Missing => {
                 base.entries.remove(path);
                 continue;

@@ -31,6 +31,12 @@ pub(crate) fn resolve() -> ResolveFlags {
     ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV
 }
 
+/// Whether `e` says a path lies beyond a symlink or another mount (`openat2` refused to go
+/// there): for the gate, something in the way, never something to follow.
+pub(crate) fn unreachable(e: &std::io::Error) -> bool {
+    [rustix::io::Errno::LOOP, rustix::io::Errno::XDEV].iter().any(|n| e.raw_os_error() == Some(n.raw_os_error()))
+}
+
 /// Split `a/b/c` into (`a/b`, `c`); the parent of a top-level name is `.`.
 pub(crate) fn split(rel: &str) -> (&str, &str) {
     rel.rsplit_once('/').unwrap_or((".", rel))
@@ -92,8 +98,7 @@ impl Host {
         let dir = match self.dir(parent) {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(None),
-            Err(e) if matches!(e.raw_os_error(), Some(n) if n == rustix::io::Errno::LOOP.raw_os_error() || n == rustix::io::Errno::XDEV.raw_os_error()) =>
-            {
+            Err(e) if unreachable(&e) => {
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -111,8 +116,7 @@ impl Host {
         let dir = match self.dir(rel) {
             Ok(Some(dir)) => dir,
             Ok(None) => return Ok(Vec::new()),
-            Err(e) if matches!(e.raw_os_error(), Some(n) if n == rustix::io::Errno::LOOP.raw_os_error() || n == rustix::io::Errno::XDEV.raw_os_error()) =>
-            {
+            Err(e) if unreachable(&e) => {
                 return Ok(Vec::new());
             }
             Err(e) => return Err(e),

@@ -175,7 +175,12 @@ exec tar --xattrs --xattrs-include='*' --numeric-owner -C "$u" -cf - .
 "#;
 
 /// Run the export as root: directly when the login user is root, else through `sudo -n`.
-const AS_ROOT: &str = r#"if [ "$(id -u)" = 0 ]; then exec sh -c "$1" sandbox-export "$2"; else exec sudo -n sh -c "$1" sandbox-export "$2"; fi"#;
+const AS_ROOT: &str = r#"s=$1; shift; if [ "$(id -u)" = 0 ]; then exec sh -c "$s" sandbox "$@"; else exec sudo -n sh -c "$s" sandbox "$@"; fi"#;
+
+/// The remote command running `script` as root with `args` as its `$1...`.
+fn as_root(script: &str, args: impl IntoIterator<Item = String>) -> Vec<String> {
+    ["sh", "-c", AS_ROOT, "sandbox", script].map(str::to_owned).into_iter().chain(args).collect()
+}
 
 /// The longest header line the export prints.
 const HEADER_MAX: usize = 128;
@@ -187,8 +192,7 @@ pub(crate) fn export(profile: &Profile, state_dir: &Path, host: &Path) -> Result
         return Err(VmError::NotAWorkspace { host: canonical, profile: profile.name.clone() });
     };
     let upper = format!("{}/{}/upper", crate::render::context::OVERLAY_ROOT, ws.name);
-    let command: Vec<String> =
-        ["sh", "-c", AS_ROOT, "sandbox-export", EXPORT_SCRIPT, &upper].iter().map(|s| (*s).to_owned()).collect();
+    let command = as_root(EXPORT_SCRIPT, [upper.clone()]);
     let inv = ssh(profile, state_dir, &command)?;
     let what = format!("the VM's export of {upper}");
     let mut reader = inv.reader()?;
@@ -323,21 +327,12 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
     units.extend(
         profile.workspaces.iter().map(|w| format!("{}.mount", crate::render::filters::systemd_escape_path(&w.guest))),
     );
-    let mut command: Vec<String> = ["sh", "-c", AS_ROOT, "sandbox-status"].map(str::to_owned).to_vec();
-    // AS_ROOT passes its own $1 as the script and $2 as the script's first argument only: wrap
-    // the list into one argument list of the status script through `sh -c` once more.
-    let inner: Vec<String> = std::iter::once(profile.gateway.port.to_string())
+    let args = std::iter::once(profile.gateway.port.to_string())
         .chain(std::iter::once("--uppers".to_owned()))
         .chain(uppers.iter().map(|(_, u)| u.clone()))
         .chain(std::iter::once("--units".to_owned()))
-        .chain(units.iter().cloned())
-        .collect();
-    let script = format!(
-        "set -- {}\n{STATUS_SCRIPT}",
-        inner.iter().map(|w| crate::exec::shell_word(w)).collect::<Vec<_>>().join(" ")
-    );
-    command.push(script);
-    command.push(String::new());
+        .chain(units.iter().cloned());
+    let command = as_root(STATUS_SCRIPT, args);
     let output = ssh(profile, state_dir, &command)?.checked()?;
     for line in output.stdout_text().lines() {
         let words: Vec<&str> = line.split(' ').collect();
@@ -388,8 +383,8 @@ fn tool_version(tool: Tool, arg: &str) -> Result<String, ExecError> {
     Ok(crate::ui::sanitize(text.lines().next().unwrap_or_default().trim()))
 }
 
-fn tool_check(tool: Tool, arg: &str, needed: bool) -> Check {
-    let missing = if needed { Level::Fail } else { Level::Warn };
+fn tool_check(tool: Tool, arg: &str) -> Check {
+    let missing = Level::Fail;
     match (crate::exec::which(tool), tool_version(tool, arg)) {
         (Some(path), Ok(version)) => check(Level::Ok, tool.program, format!("{version} ({})", path.display())),
         (_, Err(ExecError::NotFound { .. })) | (None, Err(ExecError::Spawn { .. }) | Ok(_)) => {
@@ -416,8 +411,8 @@ pub(crate) fn doctor(profile: &Profile, state_dir: &Path) -> Vec<Check> {
     for w in &profile.warnings {
         out.push(check(Level::Warn, "profile", crate::ui::sanitize(&w.to_string())));
     }
-    out.push(tool_check(ANSIBLE_PLAYBOOK, "--version", true));
-    out.push(tool_check(SSH, "-V", true));
+    out.push(tool_check(ANSIBLE_PLAYBOOK, "--version"));
+    out.push(tool_check(SSH, "-V"));
     match profile.vm.backend {
         Backend::Lima => {
             let lima = Lima::new(&lima_home(state_dir));
