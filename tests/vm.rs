@@ -345,3 +345,17 @@ fn status_reports_pending_changes_services_firewall_and_gateway_over_ssh() {
     assert!(json["firewall"].is_string() && json["gateway"].is_string(), "{json}");
     assert_ne!(json["gateway"], "ok", "no gateway listens here");
 }
+
+#[test]
+fn an_unreachable_vm_is_reported_with_sshs_own_words() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let profile = format!(
+        "name: box\nextends: default\nvm: {{backend: ssh, ssh: {{host: 127.0.0.1, port: {port}, user: dev}}}}\n"
+    );
+    let run = Test::new().profile("box", &profile).args(["--profile", "box", "status"]).run();
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("failed (exit status 255)") && err.contains("Connection refused"), "{err}");
+    assert!(err.lines().count() < 12, "the remote script is not dumped into the message:\n{err}");
+}

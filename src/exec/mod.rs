@@ -116,11 +116,17 @@ impl Invocation {
     }
 
     /// The command as a person would type it (for messages and logs).
+    /// A script passed as an argument shows as its first line: the message is about the
+    /// command, and the script is in the source.
     pub(crate) fn display(&self) -> String {
-        std::iter::once(self.tool.program.to_owned())
-            .chain(self.args.iter().map(|a| shell_word(&a.to_string_lossy())))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let word = |a: &OsString| {
+            let text = a.to_string_lossy();
+            match text.split_once('\n') {
+                Some((first, _)) => format!("{}…", shell_word(first)),
+                None => shell_word(&text),
+            }
+        };
+        std::iter::once(self.tool.program.to_owned()).chain(self.args.iter().map(word)).collect::<Vec<_>>().join(" ")
     }
 
     /// Run to completion, capturing stdout and stderr. A non-zero exit is not an error here
@@ -248,6 +254,12 @@ mod tests {
         assert!(text.contains("`sh -c 'for i in"), "{text}");
         assert!(text.contains("exit status 3") && text.contains("line 30") && !text.contains("line 18\n"), "{text}");
         assert!(text.contains("'it'\\''s'"), "{text}");
+    }
+
+    #[test]
+    fn a_script_argument_shows_as_its_first_line() {
+        let inv = Invocation::new(SH).args(["-c", "set -eu\nexit 4\n", "x y"]);
+        assert_eq!(inv.display(), "sh -c 'set -eu'… 'x y'");
     }
 
     #[test]
