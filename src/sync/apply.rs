@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::sync::host::{Host, HostState, read_at, split};
+use crate::sync::host::{Host, HostState, split};
 use crate::sync::manifest::{Entry, Kind, Manifest};
 use crate::sync::plan::{Op, Plan};
 use crate::sync::stage::Stage;
@@ -59,7 +59,12 @@ fn matches_upper(h: &HostState, u: &UpperEntry) -> bool {
 /// The host state, with a symlink or non-directory in the way reported as `Blocked` (a
 /// conflict for the plan, never something to follow).
 fn state(host: &Host, path: &str) -> std::io::Result<Option<HostState>> {
-    match host.state(path) {
+    reachable(host.state(path))
+}
+
+/// `None` for a path beyond a symlink or mount (or too long to name there).
+fn reachable<T>(result: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match result {
         Ok(s) => Ok(Some(s)),
         Err(e)
             if crate::sync::host::unreachable(&e)
@@ -449,10 +454,10 @@ pub(crate) fn apply(
             let beneath_gone = ancestors(path).any(|a| gone.contains(a));
             // A path this apply deleted before (a type change: file to directory, directory to
             // link...) is missing by the time this operation runs; its roll-back must know that.
-            let now = if beneath_gone || deleted.contains(path) {
-                HostState::Missing
+            let (now, content) = if beneath_gone || deleted.contains(path) {
+                (HostState::Missing, None)
             } else {
-                state(host, path)?.unwrap_or(HostState::Other)
+                reachable(host.state_and_content(path))?.unwrap_or((HostState::Other, None))
             };
             if seen.insert(path)
                 && let Some(before) = expected.get(path)
@@ -479,10 +484,8 @@ pub(crate) fn apply(
             if matches!(op, Op::Delete { .. }) && matches!(prev, Prev::File { .. } | Prev::Symlink { .. }) {
                 gone.insert(path);
             }
-            let backup = match &prev {
-                Prev::File { .. } if matches!(op, Op::Delete { .. } | Op::Write { .. }) => {
-                    let (dir, name) = parent_fd(host, path)?;
-                    let bytes = read_at(&dir, &name)?;
+            let backup = match (&prev, content) {
+                (Prev::File { .. }, Some(bytes)) if matches!(op, Op::Delete { .. } | Op::Write { .. }) => {
                     let backup_name = format!("{seq}.bak");
                     let mut f = std::fs::OpenOptions::new()
                         .write(true)

@@ -69,25 +69,32 @@ impl Host {
 
     /// The state of `rel` without following a final symlink; a symlinked parent is an error.
     pub(crate) fn state(&self, rel: &str) -> std::io::Result<HostState> {
+        Ok(self.state_and_content(rel)?.0)
+    }
+
+    /// The state of `rel`, and for a regular file the very bytes it was hashed from (so a
+    /// backup holds what was checked, and the file is read once).
+    pub(crate) fn state_and_content(&self, rel: &str) -> std::io::Result<(HostState, Option<Vec<u8>>)> {
         let (parent, name) = split(rel);
-        let Some(dir) = self.dir(parent)? else { return Ok(HostState::Missing) };
+        let Some(dir) = self.dir(parent)? else { return Ok((HostState::Missing, None)) };
         let stat = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(s) => s,
-            Err(rustix::io::Errno::NOENT) => return Ok(HostState::Missing),
+            Err(rustix::io::Errno::NOENT) => return Ok((HostState::Missing, None)),
             Err(e) => return Err(e.into()),
         };
         let mode = stat.st_mode & 0o7777;
         Ok(match FileType::from_raw_mode(stat.st_mode) {
             FileType::RegularFile => {
                 let bytes = read_at(&dir, name)?;
-                HostState::File { sha256: hex(&Sha256::digest(&bytes)), mode, size: bytes.len() as u64 }
+                let state = HostState::File { sha256: hex(&Sha256::digest(&bytes)), mode, size: bytes.len() as u64 };
+                (state, Some(bytes))
             }
-            FileType::Directory => HostState::Dir { mode },
+            FileType::Directory => (HostState::Dir { mode }, None),
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(&dir, name, Vec::new())?;
-                HostState::Symlink { target: target.to_string_lossy().into_owned() }
+                (HostState::Symlink { target: target.to_string_lossy().into_owned() }, None)
             }
-            _ => HostState::Other,
+            _ => (HostState::Other, None),
         })
     }
 
