@@ -115,7 +115,8 @@ pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions) 
         let last = hits.partition_point(|h| h.0 <= r);
         let triggered = whole[r] || first < last;
         if let Some(p) = &rule.path
-            && (!p.is_match(path.as_bytes()) || (rule.pattern.is_some() && !triggered))
+            // A path pattern that cannot be compiled applies the rule: fail closed.
+            && (!p.is_match_or(path.as_bytes(), true) || (rule.pattern.is_some() && !triggered))
         {
             continue;
         }

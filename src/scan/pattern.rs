@@ -87,6 +87,28 @@ pub(crate) fn compile(go: &str) -> Result<Regex, String> {
     )
 }
 
+/// A Go pattern whose syntax is checked at load but which is compiled on first use: start-up
+/// does not pay for the allowlists and path patterns of rules a scan never reaches.
+#[derive(Debug)]
+pub(crate) struct LazyRegex {
+    go: String,
+    regex: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    /// Check the syntax now (the error is Rust's, as for [`compile`]).
+    pub(crate) fn new(go: &str) -> Result<Self, String> {
+        parse(go)?;
+        Ok(LazyRegex { go: go.to_owned(), regex: std::sync::OnceLock::new() })
+    }
+
+    /// Whether it matches `hay`; a pattern that parses but cannot be compiled within the size
+    /// limits answers `on_error`, which callers choose so that it never hides a finding.
+    pub(crate) fn is_match_or(&self, hay: &[u8], on_error: bool) -> bool {
+        self.regex.get_or_init(|| compile(&self.go).ok()).as_ref().map_or(on_error, |r| r.is_match(hay))
+    }
+}
+
 /// What the engine may assume about a rule's matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {

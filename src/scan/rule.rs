@@ -3,12 +3,11 @@
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
-use regex::bytes::Regex;
 use regex_syntax::hir::Hir;
 
 use crate::scan::config::{RawAllowlist, RawRule};
 use crate::scan::error::ScanError;
-use crate::scan::pattern::{self, Shape};
+use crate::scan::pattern::{self, LazyRegex, Shape};
 
 /// What an allowlist regex is tested against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +20,8 @@ pub(crate) enum RegexTarget {
 #[derive(Debug)]
 pub(crate) struct Allowlist {
     pub(crate) and: bool,
-    pub(crate) paths: Option<Regex>,
-    pub(crate) regexes: Option<Regex>,
+    pub(crate) paths: Option<LazyRegex>,
+    pub(crate) regexes: Option<LazyRegex>,
     pub(crate) target: RegexTarget,
     pub(crate) stopwords: Option<AhoCorasick>,
     /// `commits` only make sense for git history; a non-empty list never matches a file.
@@ -39,13 +38,13 @@ pub(crate) struct Candidate<'a> {
 
 impl Allowlist {
     pub(crate) fn compile(raw: &RawAllowlist, origin: &str, rule: &str) -> Result<Self, ScanError> {
-        let join = |patterns: &[String], what: &'static str| -> Result<Option<Regex>, ScanError> {
+        let join = |patterns: &[String], what: &'static str| -> Result<Option<LazyRegex>, ScanError> {
             if patterns.is_empty() {
                 return Ok(None);
             }
             let joined =
                 patterns.iter().map(|p| format!("(?:{})", pattern::translate(p))).collect::<Vec<_>>().join("|");
-            pattern::compile(&joined).map(Some).map_err(|message| ScanError::Regex {
+            LazyRegex::new(&joined).map(Some).map_err(|message| ScanError::Regex {
                 origin: origin.to_owned(),
                 rule: rule.to_owned(),
                 what,
@@ -94,19 +93,20 @@ impl Allowlist {
 
     /// Whether the file at `path` is allowlisted whatever it contains (OR condition, paths only).
     pub(crate) fn allows_path(&self, path: &str) -> bool {
-        !self.and && self.paths.as_ref().is_some_and(|p| p.is_match(path.as_bytes()))
+        // An allowlist that cannot be compiled allows nothing.
+        !self.and && self.paths.as_ref().is_some_and(|p| p.is_match_or(path.as_bytes(), false))
     }
 
     /// gitleaks' check: OR over the criteria present, or AND over them.
     pub(crate) fn allows(&self, c: &Candidate<'_>) -> bool {
-        let path = self.paths.as_ref().map(|p| p.is_match(c.path.as_bytes()));
+        let path = self.paths.as_ref().map(|p| p.is_match_or(c.path.as_bytes(), false));
         let regex = self.regexes.as_ref().map(|r| {
             let target = match self.target {
                 RegexTarget::Secret => c.secret,
                 RegexTarget::Match => c.matched,
                 RegexTarget::Line => c.line,
             };
-            r.is_match(target)
+            r.is_match_or(target, false)
         });
         let stop = self.stopwords.as_ref().map(|s| s.is_match(c.secret));
         let commit = self.has_commits.then_some(false);
@@ -138,7 +138,7 @@ pub(crate) struct Rule {
     pub(crate) secret_group: usize,
     pub(crate) entropy: Option<f64>,
     pub(crate) keywords: Vec<String>,
-    pub(crate) path: Option<Regex>,
+    pub(crate) path: Option<LazyRegex>,
     pub(crate) tags: Vec<String>,
     pub(crate) allowlists: Vec<Allowlist>,
     pub(crate) shape: Shape,
@@ -168,7 +168,7 @@ impl Rule {
             _ => None,
         };
         let path = match &raw.path {
-            Some(p) if !p.is_empty() => Some(pattern::compile(p).map_err(|m| regex_err("path", p, m))?),
+            Some(p) if !p.is_empty() => Some(LazyRegex::new(p).map_err(|m| regex_err("path", p, m))?),
             _ => None,
         };
         if pattern.is_none() && path.is_none() {
