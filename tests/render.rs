@@ -228,7 +228,8 @@ fn firewall_denies_by_default_and_allows_only_listed() {
     assert_eq!(
         accepts,
         [
-            "-A ufw-user-input -p tcp --dport 2222 -j ACCEPT",
+            // `vm.ssh.guest_port`, not the forwarded `port` 2222: the rule is read inside the guest.
+            "-A ufw-user-input -p tcp --dport 22 -j ACCEPT",
             "-A ufw-user-output -p udp -d 10.20.0.2/32 --dport 53 -j ACCEPT",
             "-A ufw-user-output -p tcp -d 10.20.0.2/32 --dport 53 -j ACCEPT",
             "-A ufw-user-output -p tcp -d 10.20.0.0/16 --dport 5432 -j ACCEPT",

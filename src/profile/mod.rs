@@ -109,6 +109,8 @@ pub(crate) struct Image {
 pub(crate) struct SshTarget {
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// The port sshd listens on inside the guest (differs from `port` behind a port forward).
+    pub(crate) guest_port: u16,
     pub(crate) user: String,
     pub(crate) identity_file: Option<PathBuf>,
 }

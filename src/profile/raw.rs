@@ -49,6 +49,7 @@ pub(crate) struct RawImage {
 pub(crate) struct RawSsh {
     pub(crate) host: Option<String>,
     pub(crate) port: Option<u16>,
+    pub(crate) guest_port: Option<u16>,
     pub(crate) user: Option<String>,
     pub(crate) identity_file: Option<String>,
 }

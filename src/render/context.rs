@@ -8,6 +8,9 @@ use crate::render::filters::{docker_size, systemd_escape_path};
 
 /// Where overlay lowers (the read-only host mounts) appear in the guest.
 pub(crate) const LOWER_ROOT: &str = "/mnt/sandbox/lower";
+/// Where each lower appears again, owned by the service user (a read-only bindfs view), so the
+/// agent can edit files whose owner in the host mount is the Lima user or a host uid.
+pub(crate) const VIEW_ROOT: &str = "/mnt/sandbox/view";
 /// Where overlay upper and work directories live in the guest.
 pub(crate) const OVERLAY_ROOT: &str = "/var/lib/sandbox/overlay";
 /// The unprivileged user the gateway and agent tools run as (no sudo).
@@ -72,6 +75,10 @@ pub(crate) struct WorkspaceContext {
     pub(crate) writable: bool,
     pub(crate) upper: String,
     pub(crate) work: String,
+    /// The lower as the overlay sees it: `mount_point` owned by the service user, read-only.
+    pub(crate) view: String,
+    /// systemd unit name of the view's mount.
+    pub(crate) view_unit: String,
     /// systemd unit name of the overlay mount (`workspace.mount` for `/workspace`).
     pub(crate) mount_unit: String,
     pub(crate) exclude: Vec<String>,
@@ -163,6 +170,8 @@ impl Context {
                     writable: w.mode == WorkspaceMode::Writable,
                     upper: format!("{OVERLAY_ROOT}/{}/upper", w.name),
                     work: format!("{OVERLAY_ROOT}/{}/work", w.name),
+                    view: format!("{VIEW_ROOT}/{}", w.name),
+                    view_unit: format!("{}.mount", systemd_escape_path(&format!("{VIEW_ROOT}/{}", w.name))),
                     mount_unit: format!("{}.mount", systemd_escape_path(&w.guest)),
                     exclude: w.exclude.clone(),
                 }
@@ -255,7 +264,7 @@ impl Context {
                 working_directory: workspaces.first().map_or_else(|| STATE_DIR.to_owned(), |w| w.guest.clone()),
                 writable_paths,
             },
-            firewall: FirewallContext { ssh_port: profile.vm.ssh.as_ref().map_or(22, |s| s.port), v4, v6 },
+            firewall: FirewallContext { ssh_port: profile.vm.ssh.as_ref().map_or(22, |s| s.guest_port), v4, v6 },
             tool_sandbox: ToolSandboxContext {
                 mode: if ts.enabled { ts.mode.clone() } else { "off".to_owned() },
                 scope: ts.scope.clone(),

@@ -23,9 +23,10 @@ use crate::profile::Profile;
 use context::Context;
 
 /// Templates compiled into the binary, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("lima/instance.yaml", include_str!("../../templates/lima/instance.yaml.j2")),
     ("systemd/workspace.mount", include_str!("../../templates/systemd/workspace.mount.j2")),
+    ("systemd/view.mount", include_str!("../../templates/systemd/view.mount.j2")),
     ("systemd/openclaw-gateway.service", include_str!("../../templates/systemd/openclaw-gateway.service.j2")),
     ("systemd/sandbox-overlay-audit.service", include_str!("../../templates/systemd/sandbox-overlay-audit.service.j2")),
     ("ansible/inventory.yml", include_str!("../../templates/ansible/inventory.yml.j2")),
@@ -87,6 +88,7 @@ pub(crate) fn render(profile: &Profile) -> Result<Vec<Rendered>, RenderError> {
     }
     for ws in &ctx.overlays {
         let extra = minijinja::context! { ws => crate::render::to_value(ws), userxattr => profile.sync.userxattr };
+        push(format!("systemd/{}", ws.view_unit), 0o644, run("systemd/view.mount", extra.clone())?);
         push(format!("systemd/{}", ws.mount_unit), 0o644, run("systemd/workspace.mount", extra)?);
     }
     push("systemd/openclaw-gateway.service".into(), 0o644, run("systemd/openclaw-gateway.service", none.clone())?);

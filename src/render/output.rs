@@ -78,6 +78,11 @@ pub(crate) fn write(dir: &Path, files: &[Rendered]) -> Result<(), RenderError> {
     write_atomic(&dir.join(MANIFEST), manifest.as_bytes(), 0o644)
 }
 
+/// Write one file atomically with `mode` (set before any byte is written).
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RenderError> {
+    write_atomic(path, bytes, mode)
+}
+
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RenderError> {
     let err = |source| RenderError::Write { path: path.to_path_buf(), source };
     let parent = path.parent().unwrap_or(Path::new("."));

@@ -317,7 +317,15 @@ fn check_vm(
         if port == 0 {
             d.error("vm.ssh.port", "port 0 is not a port", "use the host's SSH port, usually 22");
         }
-        SshTarget { host, port, user, identity_file }
+        let guest_port = ssh.guest_port.unwrap_or(port);
+        if guest_port == 0 {
+            d.error(
+                "vm.ssh.guest_port",
+                "port 0 is not a port",
+                "use the port sshd listens on in the guest, usually 22",
+            );
+        }
+        SshTarget { host, port, guest_port, user, identity_file }
     });
     if backend == Backend::Ssh && ssh.is_none() {
         d.error(
