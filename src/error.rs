@@ -36,6 +36,7 @@ impl Error {
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,
+            Error::Vm(crate::vm::VmError::Interrupted { .. }) => ExitCode::Interrupted,
             _ => ExitCode::Error,
         }
     }

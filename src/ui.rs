@@ -70,6 +70,77 @@ impl Ui {
     }
 }
 
+/// Progress of a multi-step command (`up`): on a terminal, a spinner with the step, what it is
+/// doing now (an Ansible task) and the elapsed time; otherwise one line per step. `--quiet`
+/// shows nothing; `--verbose` also shows each line of a step's output.
+pub(crate) struct Steps {
+    command: &'static str,
+    quiet: bool,
+    verbose: bool,
+    terminal: bool,
+    step: Option<(&'static str, std::time::Instant, Option<indicatif::ProgressBar>)>,
+}
+
+impl Ui {
+    pub(crate) fn steps(&self, command: &'static str, verbose: bool) -> Steps {
+        Steps { command, quiet: self.quiet, verbose, terminal: std::io::stderr().is_terminal(), step: None }
+    }
+}
+
+impl Steps {
+    pub(crate) fn start(&mut self, name: &'static str) {
+        self.abandon();
+        let bar = (!self.quiet && self.terminal).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(format!("{}: {name}", self.command));
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        if !self.quiet && !self.terminal {
+            eprintln!("{}: {name}...", self.command);
+        }
+        self.step = Some((name, std::time::Instant::now(), bar));
+    }
+
+    pub(crate) fn doing(&mut self, what: &str) {
+        if let Some((_, _, Some(bar))) = &self.step {
+            bar.set_message(sanitize(what));
+        }
+    }
+
+    pub(crate) fn output(&mut self, line: &str) {
+        if !self.verbose || self.quiet {
+            return;
+        }
+        match &self.step {
+            Some((_, _, Some(bar))) => bar.println(sanitize(line)),
+            _ => eprintln!("{}", sanitize(line)),
+        }
+    }
+
+    pub(crate) fn done(&mut self, how: &str) {
+        if let Some((name, started, bar)) = self.step.take() {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if !self.quiet {
+                eprintln!("{}: {name}: {} ({:.1} s)", self.command, sanitize(how), started.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    /// End the current step without a result (an error follows).
+    pub(crate) fn abandon(&mut self) {
+        if let Some((_, _, Some(bar))) = self.step.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// `text` in ANSI colour `code` when `color` (a terminal that wants colour), else as is.
 pub(crate) fn paint(color: bool, code: &str, text: &str) -> String {
     if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }

@@ -101,6 +101,24 @@ impl Test {
     }
 }
 
+impl Test {
+    /// Start `sandbox` without waiting (stdin closed, output piped), for tests that signal it.
+    /// The returned directory must outlive the child.
+    pub(crate) fn spawn(self) -> (std::process::Child, tempfile::TempDir) {
+        let child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(&self.args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sandbox");
+        (child, self.root)
+    }
+}
+
 /// The environment `sandbox` gets in tests: a fake home (config and state inside it) and the
 /// caller's PATH, nothing else.
 pub(crate) fn home_env(home: &Path) -> Vec<(String, String)> {

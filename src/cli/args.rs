@@ -67,6 +67,20 @@ pub(crate) enum CommandArgs {
     /// 3 refused by the gate, 1 error.
     Sync(SyncArgs),
 
+    /// Create or start the VM (lima) or reach the host (ssh), provision it with ansible-playbook,
+    /// record the baselines and check its health.
+    ///
+    /// Idempotent: when nothing that provisioning reads has changed since the last complete run
+    /// (a content hash kept in the state dir and in the VM), provisioning is skipped. An
+    /// interrupted `up` resumes where it stopped. Ansible's full output goes to a log under
+    /// `$XDG_STATE_HOME/sandbox/logs/`.
+    Up(UpArgs),
+
+    /// Discard every change the agent made in the VM (after a confirmation listing them) and
+    /// start again from the host's files: stops the services, empties each overlay's upper and
+    /// work directories, remounts, restarts, and refreshes the baselines.
+    Reset(ResetArgs),
+
     /// Stop the profile's VM. Its disk, overlay and changes not synced yet stay.
     Down,
 
@@ -175,6 +189,28 @@ pub(crate) struct SshArgs {
     /// The command to run in the VM (after `--`); none: an interactive shell.
     #[arg(last = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Run provisioning even if nothing changed since the last complete run.
+    #[arg(long)]
+    pub(crate) reprovision: bool,
+
+    /// Show Ansible's output as it runs (it always goes to the log).
+    #[arg(long, short = 'v')]
+    pub(crate) verbose: bool,
+
+    /// How long to wait for the VM's SSH, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub(crate) ssh_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResetArgs {
+    /// Do not ask for a confirmation.
+    #[arg(long, short = 'f')]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

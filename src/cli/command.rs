@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::cli::args::{
-    BaselineArgs, CommandArgs, ConflictArg, DestroyArgs, InitArgs, ProfileArgs, RenderArgs, ScanArgs, ScanFormat,
-    ShowFormat, SshArgs, StatusArgs, SyncArgs,
+    BaselineArgs, CommandArgs, ConflictArg, DestroyArgs, InitArgs, ProfileArgs, RenderArgs, ResetArgs, ScanArgs,
+    ScanFormat, ShowFormat, SshArgs, StatusArgs, SyncArgs, UpArgs,
 };
 use crate::environment::Environment;
 use crate::error::Error;
@@ -29,6 +29,8 @@ pub(crate) enum Command {
     Baseline { dir: PathBuf, threads: usize },
     Sync { profile: ProfileSpec, spec: SyncSpec, json: bool },
     Undo { profile: ProfileSpec, host: PathBuf },
+    Up { profile: ProfileSpec, options: crate::vm::UpOptions, verbose: bool },
+    Reset { profile: ProfileSpec, force: bool },
     Down { profile: ProfileSpec },
     Destroy { profile: ProfileSpec, force: bool },
     Doctor { profile: ProfileSpec },
@@ -96,6 +98,14 @@ impl Command {
             }
             CommandArgs::Profile(ProfileArgs::Validate) => Command::ProfileValidate { profile: spec() },
             CommandArgs::Init(args) => Command::Init(init_request(args)),
+            CommandArgs::Up(UpArgs { reprovision, verbose, ssh_timeout }) => {
+                if ssh_timeout == 0 {
+                    return Err(Error::Usage("--ssh-timeout must be at least 1 second".into()));
+                }
+                let ssh_timeout = std::time::Duration::from_secs(ssh_timeout);
+                Command::Up { profile: spec(), options: crate::vm::UpOptions { reprovision, ssh_timeout }, verbose }
+            }
+            CommandArgs::Reset(ResetArgs { force }) => Command::Reset { profile: spec(), force },
             CommandArgs::Down => Command::Down { profile: spec() },
             CommandArgs::Destroy(DestroyArgs { force }) => Command::Destroy { profile: spec(), force },
             CommandArgs::Doctor => Command::Doctor { profile: spec() },
@@ -162,6 +172,8 @@ impl Command {
                 ));
                 Ok(ExitCode::Ok)
             }
+            Command::Up { profile, options, verbose } => up(&profile, &options, verbose, env, ui),
+            Command::Reset { profile, force } => reset(&profile, force, env, ui),
             Command::Down { profile } => {
                 let profile = load(&profile, env, ui)?;
                 match crate::vm::down(&profile, &env.state_dir)? {
@@ -233,6 +245,74 @@ impl Command {
                 ui.info(&format!("wrote {}", written.path.display()));
                 Ok(ExitCode::Ok)
             }
+        }
+    }
+}
+
+fn up(
+    profile: &ProfileSpec,
+    options: &crate::vm::UpOptions,
+    verbose: bool,
+    env: &Environment,
+    ui: &Ui,
+) -> Result<ExitCode, Error> {
+    let profile = load(profile, env, ui)?;
+    let mut steps = ui.steps("up", verbose);
+    let result = crate::vm::up(&profile, &env.state_dir, options, &mut |event| match event {
+        crate::vm::Event::Step(name) => steps.start(name),
+        crate::vm::Event::Doing(what) => steps.doing(&what),
+        crate::vm::Event::Output(line) => steps.output(&line),
+        crate::vm::Event::Done(how) => steps.done(&how),
+    });
+    steps.abandon();
+    let report = result?;
+    let provisioned = match &report.provisioned {
+        crate::vm::Provisioned::Skipped => "nothing to provision".to_owned(),
+        crate::vm::Provisioned::Ran { ok, changed, log } => {
+            format!("provisioned ({ok} tasks ok, {changed} changed; log {})", log.display())
+        }
+    };
+    ui.info(&format!("the VM `{}` is up ({}); {provisioned}", profile.name, report.vm));
+    for host in &report.baselines {
+        ui.info(&format!("recorded the baseline of {}", host.display()));
+    }
+    let checks: Vec<String> = report.health.iter().map(|(what, state)| format!("{what} {state}")).collect();
+    ui.info(&format!("healthy: {}", checks.join(", ")));
+    Ok(ExitCode::Ok)
+}
+
+fn reset(profile: &ProfileSpec, force: bool, env: &Environment, ui: &Ui) -> Result<ExitCode, Error> {
+    let profile = load(profile, env, ui)?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let mut confirm = |discards: &[crate::vm::Discard]| {
+        let mut text = String::from("These changes in the VM were not synced and will be lost:\n");
+        for d in discards.iter().filter(|d| d.entries > 0) {
+            text.push_str(&format!(
+                "  {}: {} entries, {}\n",
+                d.host.display(),
+                d.entries,
+                crate::profile::ByteSize(d.bytes)
+            ));
+            for path in &d.first {
+                text.push_str(&format!("    {}\n", crate::ui::escape_name(path)));
+            }
+            if d.entries > d.first.len() as u64 {
+                text.push_str(&format!("    ... and {} more\n", d.entries - d.first.len() as u64));
+            }
+        }
+        ui.info(&text);
+        interactive
+            .then(|| dialoguer::Confirm::new().with_prompt("Discard them?").default(false).interact().unwrap_or(false))
+    };
+    match crate::vm::reset(&profile, &env.state_dir, force, &mut confirm)? {
+        None => {
+            ui.info("nothing discarded");
+            Ok(ExitCode::GateRefused)
+        }
+        Some(discards) => {
+            let n: u64 = discards.iter().map(|d| d.entries).sum();
+            ui.info(&format!("discarded {n} entries; the overlays are empty and the baselines refreshed"));
+            Ok(ExitCode::Ok)
         }
     }
 }

@@ -179,6 +179,23 @@ impl Invocation {
         }
     }
 
+    /// Start the command with stderr merged into stdout, to be read line by line as it runs
+    /// (Ansible's progress, warnings and failures arrive on both). The caller judges the exit
+    /// status: [`Lines::finish`].
+    pub(crate) fn lines(&self) -> Result<Lines, ExecError> {
+        let mut expr = duct::cmd(self.executable(), &self.args).stderr_to_stdout().unchecked().stdin_null();
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        match expr.reader() {
+            Ok(handle) => Ok(Lines { reader: std::io::BufReader::new(handle), command: self.display() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ExecError::NotFound { program: self.tool.program, install: self.tool.install })
+            }
+            Err(source) => Err(ExecError::Spawn { command: self.display(), source }),
+        }
+    }
+
     /// Run to completion; a non-zero exit is [`ExecError::Failed`] with the tail of stderr.
     pub(crate) fn checked(&self) -> Result<Output, ExecError> {
         let out = self.output()?;
@@ -212,6 +229,49 @@ impl std::io::Read for Reader {
             }
         }
         Ok(n)
+    }
+}
+
+/// A running command's merged output, line by line (see [`Invocation::lines`]). Dropping it
+/// kills the command.
+pub(crate) struct Lines {
+    reader: std::io::BufReader<duct::ReaderHandle>,
+    command: String,
+}
+
+impl Lines {
+    /// The next line (without its newline; invalid UTF-8 replaced), `None` at the end.
+    pub(crate) fn next_line(&mut self) -> Result<Option<String>, ExecError> {
+        use std::io::BufRead;
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(0) => Ok(None),
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+            }
+            Err(source) => Err(ExecError::Spawn { command: self.command.clone(), source }),
+        }
+    }
+
+    /// Wait for the command; its exit code (`None`: killed by a signal).
+    pub(crate) fn finish(self) -> Result<Option<i32>, ExecError> {
+        let command = self.command;
+        match self.reader.into_inner().try_wait() {
+            Ok(Some(out)) => Ok(out.status.code()),
+            Ok(None) => Err(ExecError::Spawn {
+                command,
+                source: std::io::Error::other("still running at the end of its output"),
+            }),
+            Err(source) => Err(ExecError::Spawn { command, source }),
+        }
+    }
+
+    /// The command, as a person would type it.
+    pub(crate) fn command(&self) -> &str {
+        &self.command
     }
 }
 

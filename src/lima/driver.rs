@@ -113,18 +113,16 @@ pub(crate) struct Lima {
     home: PathBuf,
     /// `limactl` at this path instead of on PATH.
     program: Option<PathBuf>,
-    /// Tests drive a fake `limactl`, as root on CI; the real one refuses root.
-    as_root: bool,
 }
 
 impl Lima {
     pub(crate) fn new(home: &Path) -> Lima {
-        Lima { home: home.to_path_buf(), program: None, as_root: false }
+        Lima { home: home.to_path_buf(), program: None }
     }
 
     #[cfg(test)]
     fn with_program(home: &Path, program: &Path) -> Lima {
-        Lima { home: home.to_path_buf(), program: Some(program.to_path_buf()), as_root: true }
+        Lima { home: home.to_path_buf(), program: Some(program.to_path_buf()) }
     }
 
     pub(crate) fn home(&self) -> &Path {
@@ -132,7 +130,10 @@ impl Lima {
     }
 
     fn limactl(&self) -> Invocation {
-        Invocation::new(LIMACTL).program(self.program.as_deref()).env("LIMA_HOME", &self.home).arg("--tty=false")
+        let inv = Invocation::new(LIMACTL).program(self.program.as_deref()).env("LIMA_HOME", &self.home);
+        // Only the unit tests set a program: the fake limactl, which refuses root like Lima unless told.
+        let inv = if self.program.is_some() { inv.env("FAKE_LIMA_ALLOW_ROOT", "1") } else { inv };
+        inv.arg("--tty=false")
     }
 
     /// Global config files present in our `LIMA_HOME` (each would leak into the VM).
@@ -160,7 +161,7 @@ impl Lima {
 
     /// Every instance under our `LIMA_HOME`.
     pub(crate) fn list(&self) -> Result<Vec<Instance>, LimaError> {
-        let out = self.limactl().args(["list", "--json"]).checked()?;
+        let out = self.limactl().args(["list", "--json"]).checked().map_err(root_or)?;
         parse_list(&out.stdout_text())
     }
 
@@ -170,9 +171,7 @@ impl Lima {
 
     /// Create `name` from the rendered instance YAML (on stdin). If creation fails part-way,
     /// whatever it left is deleted, so a retry starts clean.
-    #[allow(dead_code)] // `sandbox up` (issue 5) is its caller; the tests below drive it now.
     pub(crate) fn create(&self, name: &str, yaml: &str) -> Result<(), LimaError> {
-        self.refuse_root()?;
         self.refuse_leaks()?;
         std::fs::create_dir_all(&self.home).map_err(|source| {
             LimaError::Exec(ExecError::Spawn { command: format!("mkdir {}", self.home.display()), source })
@@ -180,6 +179,7 @@ impl Lima {
         let created = self.limactl().args(["create", "--name", name, "-"]).stdin(yaml.as_bytes().to_vec()).checked();
         match created {
             Ok(_) => Ok(()),
+            Err(source) if refused_root(&source) => Err(LimaError::Root),
             Err(source) => {
                 let cleanup = match self.instance(name) {
                     Ok(Some(_)) => match self.delete(name) {
@@ -196,12 +196,13 @@ impl Lima {
 
     /// Boot `name`. A failed start can leave the VM running half-probed (lima.md §2.2): it is
     /// stopped; and when `fresh` (created by this `up`), deleted, so the next `up` starts over.
-    #[allow(dead_code)] // `sandbox up` (issue 5) is its caller; the tests below drive it now.
     pub(crate) fn start(&self, name: &str, fresh: bool) -> Result<(), LimaError> {
-        self.refuse_root()?;
         self.refuse_leaks()?;
         let started = self.limactl().args(["start", "--timeout", START_TIMEOUT, name]).checked();
         let Err(source) = started else { return Ok(()) };
+        if refused_root(&source) {
+            return Err(LimaError::Root);
+        }
         let stopped = self.stop(name, true);
         let cleanup = match (stopped, fresh) {
             (Err(e), _) => format!("stopping it failed too: {e}"),
@@ -219,23 +220,24 @@ impl Lima {
     /// Stop `name` (`force`: kill it, also when it is not running).
     pub(crate) fn stop(&self, name: &str, force: bool) -> Result<(), LimaError> {
         let inv = if force { self.limactl().args(["stop", "-f", name]) } else { self.limactl().args(["stop", name]) };
-        inv.checked()?;
+        inv.checked().map_err(root_or)?;
         Ok(())
     }
 
     /// Delete `name` and its disk (force-stopping it first).
     pub(crate) fn delete(&self, name: &str) -> Result<(), LimaError> {
-        self.limactl().args(["delete", "-f", name]).checked()?;
+        self.limactl().args(["delete", "-f", name]).checked().map_err(root_or)?;
         Ok(())
     }
+}
 
-    fn refuse_root(&self) -> Result<(), LimaError> {
-        // Lima itself exits with "must not run as the root user"; say it before trying.
-        if rustix::process::geteuid().is_root() && !self.as_root {
-            return Err(LimaError::Root);
-        }
-        Ok(())
-    }
+/// Lima refuses to run as root ("must not run as the root user"); `doctor` says so beforehand.
+fn refused_root(e: &ExecError) -> bool {
+    matches!(e, ExecError::Failed { stderr_tail, .. } if stderr_tail.contains("must not run as the root user"))
+}
+
+fn root_or(e: ExecError) -> LimaError {
+    if refused_root(&e) { LimaError::Root } else { LimaError::Exec(e) }
 }
 
 /// Parse `limactl list --json` output: one JSON object per line (when stdout is not a TTY).

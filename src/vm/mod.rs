@@ -1,6 +1,10 @@
-//! The VM's lifecycle as the user drives it: `down`, `destroy`, `doctor` (and, with the VM
-//! lifecycle issue, `up`, `status`, `ssh`, `reset`). The `lima` backend goes through
+//! The VM's lifecycle as the user drives it: `up` and `reset` (in `up.rs`), `down`, `destroy`,
+//! `status`, `ssh`, `doctor`, and the export `sync` reads. The `lima` backend goes through
 //! [`crate::lima::driver`]; the `ssh` backend's host is not owned by `sandbox`.
+
+mod up;
+
+pub(crate) use up::{Discard, Event, Provisioned, UpOptions, reset, up};
 
 use std::path::{Path, PathBuf};
 
@@ -38,10 +42,71 @@ pub(crate) enum VmError {
     #[error("the VM `{name}` is {status}\n  help: `sandbox up` starts it")]
     NotRunning { name: String, status: String },
 
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+
+    #[error(transparent)]
+    Sync(#[from] crate::sync::error::SyncError),
+
+    #[error("interrupted during `{step}`\n  help: run `sandbox up` again: it resumes where this run stopped")]
+    Interrupted { step: &'static str },
+
+    #[error(
+        "the VM `{name}` was created from a profile with other {}: {}\n  help: an existing Lima VM keeps what it was created with; to apply the change, sync what you need (`sandbox sync`), then `sandbox destroy` and `sandbox up`, or undo the profile change",
+        if keys.len() == 1 { "settings for this key" } else { "settings for these keys" },
+        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    )]
+    Incompatible { name: String, keys: Vec<String> },
+
+    #[error(
+        "the VM `{name}` is {status}\n  help: `sandbox down` stops it; if it stays {status}, `sandbox destroy` and `sandbox up` make a new one"
+    )]
+    Broken { name: String, status: String },
+
+    #[error(
+        "SSH to the VM was refused: `{command}`\n{stderr}\n  help: check `vm.ssh.user` and `vm.ssh.identity_file`; a changed host key is in sandbox's own known_hosts under the state dir"
+    )]
+    SshRefused { command: String, stderr: String },
+
+    #[error(
+        "the VM did not answer SSH within {seconds} s: `{command}`\n{stderr}\n  help: check that it runs (`sandbox status`) and that `vm.ssh` host and port reach its sshd; --ssh-timeout waits longer"
+    )]
+    SshTimeout { command: String, seconds: u64, stderr: String },
+
+    #[error(transparent)]
+    Provision(Box<ProvisionFailure>),
+
+    #[error(
+        "the VM is provisioned but not healthy: {}\n  help: `sandbox status` shows every service; `sandbox ssh -- sudo journalctl -u UNIT` shows why one failed",
+        failed.join("; ")
+    )]
+    Unhealthy { failed: Vec<String> },
+
+    #[error(
+        "resetting the VM `{name}` discards every change the agent made that was not synced, and needs a confirmation\n  help: run it in a terminal, or pass --force"
+    )]
+    ResetNeedsConfirmation { name: String },
+
     #[error(
         "destroying the VM `{name}` deletes its disk and every change not synced yet, and needs a confirmation\n  help: run it in a terminal, or pass --force"
     )]
     NeedsConfirmation { name: String },
+}
+
+/// A failed `ansible-playbook` run: the task and host Ansible reported, and where the log is.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "provisioning failed{}: task `{task}` on host `{host}`: {message}\n  command: {command}\n  full log: {}\n  help: fix the cause and run `sandbox up` again; it resumes (add --verbose to watch Ansible)",
+    code.map_or_else(|| " (killed by a signal)".to_owned(), |c| format!(" (ansible-playbook exit status {c})")),
+    log.display()
+)]
+pub(crate) struct ProvisionFailure {
+    pub(crate) command: String,
+    pub(crate) code: Option<i32>,
+    pub(crate) task: String,
+    pub(crate) host: String,
+    pub(crate) message: String,
+    pub(crate) log: PathBuf,
 }
 
 /// Where `sandbox` keeps its Lima VMs (its own `LIMA_HOME`; see `lima::driver`).
@@ -118,7 +183,20 @@ pub(crate) fn destroy(
 /// The `ssh` command line that reaches the profile's VM (and runs `command` there, each word
 /// passed through exactly: they are quoted for the remote shell).
 pub(crate) fn ssh(profile: &Profile, state_dir: &Path, command: &[String]) -> Result<Invocation, VmError> {
+    ssh_with(profile, state_dir, &[], command)
+}
+
+/// [`ssh`] with extra `-o` options (`ConnectTimeout=...`), which must come before the target.
+pub(crate) fn ssh_with(
+    profile: &Profile,
+    state_dir: &Path,
+    options: &[&str],
+    command: &[String],
+) -> Result<Invocation, VmError> {
     let mut inv = Invocation::new(SSH);
+    for option in options {
+        inv = inv.arg("-o").arg(option);
+    }
     match profile.vm.backend {
         Backend::Lima => {
             let lima = Lima::new(&lima_home(state_dir));
@@ -137,9 +215,7 @@ pub(crate) fn ssh(profile: &Profile, state_dir: &Path, command: &[String]) -> Re
             };
             // Trust on first use, in a known_hosts file of sandbox's own: the user's is not
             // changed, and a host key that changes later is refused by ssh.
-            let root = crate::sync::store::root(state_dir);
-            std::fs::create_dir_all(&root).map_err(|source| VmError::Io { path: root.clone(), source })?;
-            let known_hosts = root.join("known_hosts");
+            let known_hosts = known_hosts(state_dir)?;
             inv = inv
                 .arg("-p")
                 .arg(target.port.to_string())
@@ -156,6 +232,13 @@ pub(crate) fn ssh(profile: &Profile, state_dir: &Path, command: &[String]) -> Re
         inv = inv.arg("--").arg(words.join(" "));
     }
     Ok(inv)
+}
+
+/// sandbox's own known_hosts file for the ssh backend (its folder created).
+pub(crate) fn known_hosts(state_dir: &Path) -> Result<PathBuf, VmError> {
+    let root = crate::sync::store::root(state_dir);
+    std::fs::create_dir_all(&root).map_err(|source| VmError::Io { path: root.clone(), source })?;
+    Ok(root.join("known_hosts"))
 }
 
 /// Streams the overlay upper of a workspace, as root in the VM: a header line with the entry
@@ -178,7 +261,7 @@ exec tar --xattrs --xattrs-include='*' --numeric-owner -C "$u" -cf - .
 const AS_ROOT: &str = r#"s=$1; shift; if [ "$(id -u)" = 0 ]; then exec sh -c "$s" sandbox "$@"; else exec sudo -n sh -c "$s" sandbox "$@"; fi"#;
 
 /// The remote command running `script` as root with `args` as its `$1...`.
-fn as_root(script: &str, args: impl IntoIterator<Item = String>) -> Vec<String> {
+pub(crate) fn as_root(script: &str, args: impl IntoIterator<Item = String>) -> Vec<String> {
     ["sh", "-c", AS_ROOT, "sandbox", script].map(str::to_owned).into_iter().chain(args).collect()
 }
 
@@ -266,6 +349,9 @@ else
 fi
 "#;
 
+pub(crate) const GATEWAY_UNIT: &str = "openclaw-gateway.service";
+pub(crate) const AUDIT_UNIT: &str = "sandbox-overlay-audit.service";
+
 /// What `status` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct VmStatus {
@@ -323,10 +409,11 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
         .iter()
         .map(|w| (w.host.clone(), format!("{}/{}/upper", crate::render::context::OVERLAY_ROOT, w.name)))
         .collect();
-    let mut units = vec!["openclaw-gateway.service".to_owned(), "sandbox-overlay-audit.service".to_owned()];
-    units.extend(
-        profile.workspaces.iter().map(|w| format!("{}.mount", crate::render::filters::systemd_escape_path(&w.guest))),
-    );
+    let mut units = vec![GATEWAY_UNIT.to_owned(), AUDIT_UNIT.to_owned()];
+    for ws in crate::render::context::Context::new(profile).overlays {
+        units.push(ws.view_unit);
+        units.push(ws.mount_unit);
+    }
     let args = std::iter::once(profile.gateway.port.to_string())
         .chain(std::iter::once("--uppers".to_owned()))
         .chain(uppers.iter().map(|(_, u)| u.clone()))

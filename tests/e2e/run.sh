@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # tests/e2e/run.sh: the end-to-end scenario on a real booted VM (tests/e2e/vm.sh), through the
-# real `sandbox` binary and the ssh backend. What exists of the VM lifecycle so far is covered:
-# `status` reads the overlay's pending changes over SSH, `sync` pulls the overlay upper from the
-# VM (as root through `sudo -n`, a counted PAX tar) into the gate and applies exactly those
-# changes, a planted secret is refused, and a second sync has nothing to do.
-#
-# Provisioning (`sandbox up` with Ansible) is not built yet, so the scenario creates the overlay
-# upper in the VM by hand, where the rendered mount unit puts it, as the agent's writes would.
+# real `sandbox` binary and the ssh backend:
+#   `up` provisions the VM with the real ansible-playbook (overlay mount units, firewall, audit,
+#   docker, service user) -> an "agent" running as the service user edits, creates, deletes and
+#   renames files in /workspace -> `status` shows them -> `sync --yes` applies exactly those
+#   changes to the host workspace -> a planted secret is refused -> a second `up` is a no-op and
+#   `up --reprovision` changes nothing -> `reset` clears the overlay.
 #
 #   bash tests/e2e/run.sh [path/to/sandbox]     # default: target/release/sandbox (built if missing)
 set -euo pipefail
@@ -28,35 +27,56 @@ trap cleanup EXIT
 
 step "build the VM image (cached in $E2E_DIR)"
 bash "$vm" build
-mkdir -p "$work/home/ws" "$work/home/.config/sandbox/profiles"
+mkdir -p "$work/home/ws/sub" "$work/home/.config/sandbox/profiles"
 chmod 755 "$work" "$work/home" "$work/home/ws"
 printf 'A\n' > "$work/home/ws/a.txt"
 printf 'old\n' > "$work/home/ws/old.txt"
+printf 'ren\n' > "$work/home/ws/sub/ren.txt"
 step "boot it with the workspace shared read-only"
 bash "$vm" start --workspace "$work/home/ws"
 port=$(cat "$E2E_DIR/ssh.port")
+# guest_port: qemu forwards 127.0.0.1:$port to the guest's sshd on 22, which the firewall must let in.
 cat > "$work/home/.config/sandbox/profiles/vm.yaml" <<EOF
 name: vm
 extends: default
-vm: {backend: ssh, ssh: {host: 127.0.0.1, port: $port, user: dev, identity_file: $E2E_DIR/id_ed25519}}
-workspaces: [{host: $work/home/ws, name: e2e}]
+vm: {backend: ssh, ssh: {host: 127.0.0.1, port: $port, guest_port: 22, user: dev, identity_file: $E2E_DIR/id_ed25519}}
+workspaces: [{host: $work/home/ws, name: workspace}]
 EOF
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.local/state NO_COLOR=1
 sb() { (cd "$HOME" && "$sandbox" --profile vm "$@"); }
+in_vm() { bash "$vm" ssh -- "$@"; }
+seconds() { python3 -c 'import sys,time; print(f"{time.time()-float(sys.argv[1]):.1f}")' "$1"; }
 
 step "the VM sees the workspace read-only"
-[ "$(bash "$vm" ssh -- cat /mnt/sandbox/lower/workspace/a.txt)" = A ] || fail "workspace not shared"
-if bash "$vm" ssh -- 'sudo touch /mnt/sandbox/lower/workspace/x' 2>/dev/null; then fail "the share is writable"; fi
+[ "$(in_vm cat /mnt/sandbox/lower/workspace/a.txt)" = A ] || fail "workspace not shared"
+if in_vm 'sudo touch /mnt/sandbox/lower/workspace/x' 2>/dev/null; then fail "the share is writable"; fi
 
-step "the agent's writes land in the overlay upper"
-"$sandbox" baseline "$HOME/ws" >/dev/null
-bash "$vm" ssh -- 'set -e; u=/var/lib/sandbox/overlay/e2e/upper; sudo mkdir -p $u; cd $u
-  printf "A2\n" | sudo tee a.txt >/dev/null; printf "new\n" | sudo tee new.txt >/dev/null
-  sudo mkdir d; printf "x\n" | sudo tee d/x.txt >/dev/null; sudo mknod old.txt c 0 0'
+step "up: provision with the real ansible-playbook"
+t0=$(date +%s.%N)
+sb up >"$work/up1.txt" 2>&1 || { cat "$work/up1.txt"; fail "first up"; }
+cat "$work/up1.txt"
+echo "   first up took $(seconds "$t0") s"
+grep -q "provisioned (" "$work/up1.txt" || fail "first up did not provision"
+grep -q "recorded the baseline of $HOME/ws" "$work/up1.txt" || fail "first up recorded no baseline"
+
+step "the VM is hardened as provisioned"
+in_vm 'findmnt -n -o FSTYPE /workspace' | grep -qx overlay || fail "/workspace is not the overlay"
+view=$(in_vm 'findmnt -n -o FSTYPE /mnt/sandbox/view/workspace; findmnt -n -o SOURCE /mnt/sandbox/view/workspace' | tr '\n' ' ')
+[ "$view" = "fuse /mnt/sandbox/lower/workspace " ] || fail "no bindfs view of the share under the overlay: $view"
+in_vm 'sudo ufw status' | head -1 | grep -qx 'Status: active' || fail "the firewall is not active"
+in_vm 'sudo -l -U openclaw' | grep -q 'is not allowed to run sudo' || fail "the service user has sudo"
+[ "$(in_vm 'sudo stat -c "%U %a" /etc/openclaw/secrets.env')" = "root 600" ] || fail "secrets.env is not root-only"
+[ "$(in_vm 'systemctl is-active sandbox-overlay-audit.service docker.service' | sort -u)" = active ] || fail "audit or docker not active"
+
+step "an agent running as the service user works in /workspace"
+in_vm 'sudo -u openclaw sh -euc "cd /workspace; printf \"A2\n\" > a.txt; printf \"new\n\" > new.txt;
+  mkdir d; printf \"x\n\" > d/x.txt; rm old.txt; mv sub/ren.txt sub/ren2.txt"'
+in_vm 'sudo -u openclaw test ! -w /var/log/sandbox/overlay-audit.log' || fail "the agent can write the audit log"
+in_vm 'sudo grep -q "ren2.txt" /var/log/sandbox/overlay-audit.log' || fail "the audit log missed the rename"
 
 step "status reports the pending changes over SSH"
 status=$(sb status --json)
-echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert s["state"]=="reachable", s; assert (w["entries"], w["bytes"])==(5, 9), w' \
+echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert s["state"]=="reachable", s; assert w["entries"] >= 7 and w["bytes"] >= 9, w; assert s["firewall"]=="active", s' \
   || fail "status: $status"
 
 step "sync pulls the upper from the VM and applies exactly those changes"
@@ -65,13 +85,15 @@ sb sync --to ws --yes
 [ "$(cat "$HOME/ws/new.txt")" = new ] || fail "new.txt not created"
 [ "$(cat "$HOME/ws/d/x.txt")" = x ] || fail "d/x.txt not created"
 [ ! -e "$HOME/ws/old.txt" ] || fail "old.txt not deleted (whiteout)"
+{ [ "$(cat "$HOME/ws/sub/ren2.txt")" = ren ] && [ ! -e "$HOME/ws/sub/ren.txt" ]; } || fail "rename not applied"
+[ "$(stat -c %a "$HOME/ws/a.txt")" = 644 ] || fail "a.txt's mode changed"
 
 step "a second sync has nothing to do"
 out=$(sb sync --to ws --yes 2>&1) || fail "second sync: $out"
 case "$out" in *"nothing to do"*) ;; *) fail "second sync was not a no-op: $out" ;; esac
 
 step "a secret the agent writes is refused, and nothing reaches the host"
-bash "$vm" ssh -- 'printf "token = gh%s\n" "p_0123456789abcdefghijklmnopqrstuvwxyz" | sudo tee /var/lib/sandbox/overlay/e2e/upper/conf.txt >/dev/null'
+in_vm 'printf "token = gh%s\n" "p_0123456789abcdefghijklmnopqrstuvwxyz" | sudo -u openclaw tee /workspace/conf.txt >/dev/null'
 set +e
 sb sync --to ws --yes >"$work/refused.txt" 2>&1
 code=$?
@@ -79,6 +101,32 @@ set -e
 [ "$code" = 3 ] || fail "expected exit 3 (refused), got $code: $(cat "$work/refused.txt")"
 [ ! -e "$HOME/ws/conf.txt" ] || fail "the secret reached the host"
 if grep -q "0123456789abcdefghij" "$work/refused.txt"; then fail "the secret was printed"; fi
+
+step "a second up is a no-op"
+t0=$(date +%s.%N)
+sb up >"$work/up2.txt" 2>&1 || { cat "$work/up2.txt"; fail "second up"; }
+took=$(seconds "$t0")
+cat "$work/up2.txt"
+echo "   second up took $took s"
+grep -q "nothing to provision" "$work/up2.txt" || fail "second up provisioned again"
+
+step "up --reprovision: Ansible reports zero changed tasks"
+sb up --reprovision >"$work/up3.txt" 2>&1 || { cat "$work/up3.txt"; fail "up --reprovision"; }
+cat "$work/up3.txt"
+grep -q " 0 changed" "$work/up3.txt" || fail "the second Ansible run changed something (see the log named above)"
+
+step "reset lists what it would discard, and discards it with --force"
+set +e
+sb reset </dev/null >"$work/reset0.txt" 2>&1
+code=$?
+set -e
+{ [ "$code" = 1 ] && grep -q "conf.txt" "$work/reset0.txt"; } || fail "reset without a terminal must list and refuse: $(cat "$work/reset0.txt")"
+sb reset --force
+in_vm 'test ! -e /workspace/conf.txt' || fail "conf.txt survived the reset"
+[ "$(in_vm cat /workspace/a.txt)" = A2 ] || fail "after reset /workspace must show the host's files"
+status=$(sb status --json)
+echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert w["entries"]==0, w; assert all(st=="active" for u,st in s["units"] if u!="openclaw-gateway.service"), s' \
+  || fail "after reset: $status"
 
 step "stop the VM"
 bash "$vm" stop
