@@ -33,6 +33,11 @@ impl Environment {
         })
     }
 
+    /// A variable an `env:` secrets source allowlists, read when needed (never stored here).
+    pub(crate) fn secret_var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
     /// Where named profiles live.
     pub(crate) fn profiles_dir(&self) -> PathBuf {
         self.config_dir.join("sandbox").join("profiles")

@@ -23,6 +23,9 @@ pub(crate) enum Error {
     Sync(#[from] SyncError),
     #[error(transparent)]
     Vm(#[from] VmError),
+
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("{0}\n  help: see `sandbox help` for the command's options")]
     Usage(String),
     #[error("cannot determine the current directory: {0}")]

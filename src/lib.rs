@@ -12,6 +12,7 @@ pub(crate) mod lima;
 pub(crate) mod profile;
 pub(crate) mod render;
 pub(crate) mod scan;
+pub(crate) mod secrets;
 pub(crate) mod sync;
 pub(crate) mod ui;
 pub(crate) mod vm;

@@ -9,6 +9,7 @@ mod init;
 mod profile;
 mod render;
 mod scan;
+mod secrets;
 mod sync;
 mod test;
 mod vm;

@@ -81,6 +81,11 @@ pub(crate) enum CommandArgs {
     /// work directories, remounts, restarts, and refreshes the baselines.
     Reset(ResetArgs),
 
+    /// Secrets the VM gets: `sandbox secrets check` lists the required names as present or
+    /// missing (and where each comes from), never a value.
+    #[command(subcommand)]
+    Secrets(SecretsArgs),
+
     /// Stop the profile's VM. Its disk, overlay and changes not synced yet stay.
     Down,
 
@@ -204,6 +209,13 @@ pub(crate) struct UpArgs {
     /// How long to wait for the VM's SSH, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub(crate) ssh_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretsArgs {
+    /// List the required secret names as present or missing. Exit 0 when all are present, 1
+    /// when one is missing.
+    Check,
 }
 
 #[derive(Debug, Args)]

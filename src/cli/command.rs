@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::args::{
     BaselineArgs, CommandArgs, ConflictArg, DestroyArgs, InitArgs, ProfileArgs, RenderArgs, ResetArgs, ScanArgs,
-    ScanFormat, ShowFormat, SshArgs, StatusArgs, SyncArgs, UpArgs,
+    ScanFormat, SecretsArgs, ShowFormat, SshArgs, StatusArgs, SyncArgs, UpArgs,
 };
 use crate::environment::Environment;
 use crate::error::Error;
@@ -31,6 +31,7 @@ pub(crate) enum Command {
     Undo { profile: ProfileSpec, host: PathBuf },
     Up { profile: ProfileSpec, options: crate::vm::UpOptions, verbose: bool },
     Reset { profile: ProfileSpec, force: bool },
+    SecretsCheck { profile: ProfileSpec },
     Down { profile: ProfileSpec },
     Destroy { profile: ProfileSpec, force: bool },
     Doctor { profile: ProfileSpec },
@@ -106,6 +107,7 @@ impl Command {
                 Command::Up { profile: spec(), options: crate::vm::UpOptions { reprovision, ssh_timeout }, verbose }
             }
             CommandArgs::Reset(ResetArgs { force }) => Command::Reset { profile: spec(), force },
+            CommandArgs::Secrets(SecretsArgs::Check) => Command::SecretsCheck { profile: spec() },
             CommandArgs::Down => Command::Down { profile: spec() },
             CommandArgs::Destroy(DestroyArgs { force }) => Command::Destroy { profile: spec(), force },
             CommandArgs::Doctor => Command::Doctor { profile: spec() },
@@ -174,6 +176,25 @@ impl Command {
             }
             Command::Up { profile, options, verbose } => up(&profile, &options, verbose, env, ui),
             Command::Reset { profile, force } => reset(&profile, force, env, ui),
+            Command::SecretsCheck { profile } => {
+                let profile = load(&profile, env, ui)?;
+                let set = crate::secrets::collect(&profile, &|name| env.secret_var(name))?;
+                let checks = crate::secrets::check(&profile, &set);
+                let mut text = String::new();
+                for (name, origin) in &checks {
+                    match origin {
+                        Some(origin) => text.push_str(&format!("present {name} ({origin})\n")),
+                        None => text.push_str(&format!("missing {name}\n")),
+                    }
+                }
+                ui.data(&text).map_err(Error::Stdout)?;
+                let missing: Vec<String> = checks.into_iter().filter(|(_, o)| o.is_none()).map(|(n, _)| n).collect();
+                if missing.is_empty() {
+                    Ok(ExitCode::Ok)
+                } else {
+                    Err(crate::secrets::SecretsError::Missing { names: missing }.into())
+                }
+            }
             Command::Down { profile } => {
                 let profile = load(&profile, env, ui)?;
                 match crate::vm::down(&profile, &env.state_dir)? {
@@ -258,7 +279,8 @@ fn up(
 ) -> Result<ExitCode, Error> {
     let profile = load(profile, env, ui)?;
     let mut steps = ui.steps("up", verbose);
-    let result = crate::vm::up(&profile, &env.state_dir, options, &mut |event| match event {
+    let secret_var = |name: &str| env.secret_var(name);
+    let result = crate::vm::up(&profile, &env.state_dir, options, &secret_var, &mut |event| match event {
         crate::vm::Event::Step(name) => steps.start(name),
         crate::vm::Event::Doing(what) => steps.doing(&what),
         crate::vm::Event::Output(line) => steps.output(&line),

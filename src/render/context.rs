@@ -306,11 +306,5 @@ impl Context {
 
 /// Names (never values) of the secrets the VM expects: the gateway token plus the required ones.
 fn secret_names(profile: &Profile) -> Vec<String> {
-    let mut names = vec![profile.gateway.token_secret.clone()];
-    for name in &profile.secrets.required {
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
-    names
+    crate::secrets::required(profile)
 }

@@ -139,19 +139,9 @@ fn lock(state_dir: &Path, host_root: &Path) -> Result<std::os::fd::OwnedFd, Sync
     let path = dir.join("lock");
     let io = |source| SyncError::Io { path: path.clone(), source };
     std::fs::create_dir_all(&dir).map_err(io)?;
-    let fd = rustix::fs::open(
-        &path,
-        rustix::fs::OFlags::CREATE
-            | rustix::fs::OFlags::RDWR
-            | rustix::fs::OFlags::CLOEXEC
-            | rustix::fs::OFlags::NOFOLLOW,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| io(e.into()))?;
-    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(fd),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(SyncError::Locked { host: host_root.to_path_buf(), lock: path }),
-        Err(e) => Err(io(e.into())),
+    match crate::sync::store::try_lock(&path).map_err(io)? {
+        Some(fd) => Ok(fd),
+        None => Err(SyncError::Locked { host: host_root.to_path_buf(), lock: path }),
     }
 }
 

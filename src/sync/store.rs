@@ -68,6 +68,22 @@ pub(crate) fn load_baseline(state_dir: &Path, workspace: &Path) -> Result<Option
     Ok(Some(manifest))
 }
 
+/// Take an exclusive `flock` on `path` (created 0600, never through a symlink), without
+/// waiting: `None` when another process holds it. Released when the descriptor is dropped.
+pub(crate) fn try_lock(path: &Path) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o600),
+    )?;
+    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(fd)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,7 +46,13 @@ pub(crate) enum VmError {
     Render(#[from] crate::render::RenderError),
 
     #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
+
+    #[error(transparent)]
     Sync(#[from] crate::sync::error::SyncError),
+
+    #[error("another `sandbox up` or `reset` of `{name}` is running (it holds `{}`)\n  help: wait for it to finish", lock.display())]
+    Busy { name: String, lock: PathBuf },
 
     #[error("interrupted during `{step}`\n  help: run `sandbox up` again: it resumes where this run stopped")]
     Interrupted { step: &'static str },
@@ -369,6 +375,8 @@ pub(crate) struct VmStatus {
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Pending {
     pub(crate) host: PathBuf,
+    /// The upper's path in the VM.
+    pub(crate) upper: String,
     /// Entries in the overlay upper (`None`: no upper there).
     pub(crate) entries: Option<u64>,
     pub(crate) bytes: Option<u64>,
@@ -426,12 +434,22 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
         match words.as_slice() {
             ["upper", path, "missing"] => {
                 if let Some((host, _)) = uppers.iter().find(|(_, u)| u == path) {
-                    out.workspaces.push(Pending { host: host.clone(), entries: None, bytes: None });
+                    out.workspaces.push(Pending {
+                        host: host.clone(),
+                        upper: (*path).to_owned(),
+                        entries: None,
+                        bytes: None,
+                    });
                 }
             }
             ["upper", path, n, b] => {
                 if let Some((host, _)) = uppers.iter().find(|(_, u)| u == path) {
-                    out.workspaces.push(Pending { host: host.clone(), entries: n.parse().ok(), bytes: b.parse().ok() });
+                    out.workspaces.push(Pending {
+                        host: host.clone(),
+                        upper: (*path).to_owned(),
+                        entries: n.parse().ok(),
+                        bytes: b.parse().ok(),
+                    });
                 }
             }
             ["unit", unit, state @ ..] => out.units.push(((*unit).to_owned(), state.join(" "))),

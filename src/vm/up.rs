@@ -102,10 +102,12 @@ pub(crate) fn up(
     profile: &Profile,
     state_dir: &Path,
     options: &UpOptions,
+    secret_var: &dyn Fn(&str) -> Option<String>,
     report: &mut dyn FnMut(Event),
 ) -> Result<UpReport, VmError> {
-    let interrupt = Interrupt::install()?;
     let dir = instance_dir(state_dir, &profile.name);
+    let _held = lock_instance(&dir, &profile.name)?;
+    let interrupt = Interrupt::install()?;
 
     report(Event::Step("render"));
     let files = crate::render::render(profile)?;
@@ -131,6 +133,11 @@ pub(crate) fn up(
     let waited = wait_for_ssh(profile, state_dir, options.ssh_timeout, &interrupt)?;
     report(Event::Done(format!("reachable after {:.1} s", waited.as_secs_f64())));
 
+    report(Event::Step("deliver secrets"));
+    let how = deliver_secrets(profile, state_dir, secret_var)?;
+    report(Event::Done(how));
+    interrupt.check("deliver secrets")?;
+
     report(Event::Step("provision"));
     let local_record = dir.join("provisioned");
     let remote = remote_record(profile, state_dir)?;
@@ -150,7 +157,6 @@ pub(crate) fn up(
         report(Event::Done(format!("{} tasks ok, {} changed", recap.ok, recap.changed)));
         Provisioned::Ran { ok: recap.ok, changed: recap.changed, log: recap.log }
     };
-    interrupt.check("provision")?;
 
     report(Event::Step("record baselines"));
     let baselines = record_missing_baselines(profile, state_dir, false)?;
@@ -164,6 +170,16 @@ pub(crate) fn up(
     let health = health(profile, state_dir)?;
     report(Event::Done(format!("{} checks passed", health.len())));
     Ok(UpReport { vm, provisioned, baselines, health })
+}
+
+/// One `up` or `reset` of a VM at a time (they share its state dir and its playbook copy).
+fn lock_instance(dir: &Path, name: &str) -> Result<std::os::fd::OwnedFd, VmError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let lock = dir.join("up.lock");
+    match crate::sync::store::try_lock(&lock).map_err(io(&lock))? {
+        Some(fd) => Ok(fd),
+        None => Err(VmError::Busy { name: name.to_owned(), lock }),
+    }
 }
 
 /// Write the embedded playbook to `dest`, replacing what an older sandbox left there.
@@ -227,8 +243,13 @@ fn lima_up(profile: &Profile, state_dir: &Path, dir: &Path, files: &[Rendered]) 
     let created_with = dir.join("lima.yaml");
     match lima.instance(&profile.name)? {
         None => {
-            lima.create(&profile.name, &yaml)?;
+            // Recorded first: a create that is interrupted still leaves the VM's settings known.
             crate::render::output::write_file(&created_with, yaml.as_bytes(), 0o600)?;
+            if let Err(e) = lima.create(&profile.name, &yaml) {
+                // `create` removed what it left; nothing was created with these settings.
+                let _ = std::fs::remove_file(&created_with);
+                return Err(e.into());
+            }
             lima.start(&profile.name, true)?;
             Ok("created and started")
         }
@@ -267,6 +288,9 @@ fn changed_keys(before: &str, after: &str) -> Vec<String> {
     keys
 }
 
+/// How long a refused key or host key is retried (see `wait_for_ssh`).
+const AUTH_GRACE: Duration = Duration::from_secs(30);
+
 /// Retry `ssh ... true` until it works or `timeout` passes. Authentication and host-key errors
 /// end the wait at once: waiting does not fix them.
 fn wait_for_ssh(
@@ -286,7 +310,9 @@ fn wait_for_ssh(
         }
         let stderr = crate::exec::tail(&out.stderr);
         let fatal = ["Permission denied", "Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED"];
-        if fatal.iter().any(|f| stderr.contains(f)) {
+        // A freshly booted guest can answer before its authorized_keys is written: give a
+        // refused key half a minute before calling it final.
+        if fatal.iter().any(|f| stderr.contains(f)) && started.elapsed() >= AUTH_GRACE.min(timeout) {
             return Err(VmError::SshRefused { command: inv.display(), stderr });
         }
         if started.elapsed() >= timeout {
@@ -294,6 +320,48 @@ fn wait_for_ssh(
         }
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+/// Replaces, as root, the secrets file with stdin when it differs (root:root 0600, written to a
+/// temp file in the same folder, then renamed), and restarts the gateway if it runs. `$1`: the
+/// configuration folder. Prints `changed` or `unchanged`.
+const SECRETS_SCRIPT: &str = r#"set -eu
+d=$1; f=$d/secrets.env
+umask 077
+mkdir -p "$d"
+t=$(mktemp "$d/.secrets.XXXXXX")
+trap 'rm -f "$t"' EXIT
+cat > "$t"
+chown root:root "$t"
+chmod 600 "$t"
+if [ -f "$f" ] && cmp -s "$t" "$f"; then echo unchanged; exit 0; fi
+mv -f "$t" "$f"
+systemctl try-restart openclaw-gateway.service 2>/dev/null || true
+echo changed
+"#;
+
+/// Send the profile's secrets to the VM over SSH stdin (never argv, never a file on the host).
+fn deliver_secrets(
+    profile: &Profile,
+    state_dir: &Path,
+    secret_var: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, VmError> {
+    if profile.secrets.sources.is_empty() {
+        // Nothing to send; the gateway cannot start without its token, and status will say so.
+        return Ok(format!(
+            "none configured: the gateway needs {} (add `secrets.sources`; `sandbox secrets check` lists them)",
+            crate::secrets::required(profile).join(", ")
+        ));
+    }
+    let set = crate::secrets::for_delivery(profile, secret_var)?;
+    let body = set.env_file()?;
+    let command = as_root(SECRETS_SCRIPT, [crate::render::context::CONFIG_DIR.to_owned()]);
+    let out = ssh_with(profile, state_dir, &["BatchMode=yes"], &command)?.stdin(body).checked()?;
+    let names = crate::secrets::required(profile).join(", ");
+    Ok(match out.stdout_text().trim() {
+        "unchanged" => format!("unchanged ({names})"),
+        _ => format!("written to {}/secrets.env ({names})", crate::render::context::CONFIG_DIR),
+    })
 }
 
 /// What the VM says it was last provisioned with (`None`: never, or not to the end).
@@ -343,7 +411,7 @@ fn provision(
     let logs = crate::sync::store::root(state_dir).join("logs");
     std::fs::create_dir_all(&logs).map_err(io(&logs))?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let log_path = logs.join(format!("up-{}-{stamp}.log", profile.name));
+    let log_path = logs.join(format!("up-{}-{stamp}-{}.log", profile.name, std::process::id()));
     let mut log =
         std::fs::OpenOptions::new().create_new(true).write(true).mode_0600().open(&log_path).map_err(io(&log_path))?;
 
@@ -387,7 +455,9 @@ fn provision(
     let command = lines.command().to_owned();
     let code = lines.finish()?;
     let _ = writeln!(log, "# exit status {code:?}");
-    interrupt.check("provision")?;
+    if code != Some(0) {
+        interrupt.check("provision")?;
+    }
     match code {
         Some(0) => Ok(recap),
         code => {
@@ -517,8 +587,9 @@ fn health(profile: &Profile, state_dir: &Path) -> Result<Vec<(String, String)>, 
     let st = status(profile, state_dir)?;
     let mut checks: Vec<(String, String)> = Vec::new();
     let mut failed = Vec::new();
+    let overlays = profile.workspaces.iter().any(|w| w.mode == crate::profile::WorkspaceMode::Overlay);
     for (unit, state) in &st.units {
-        if unit == GATEWAY_UNIT {
+        if unit == GATEWAY_UNIT || (unit == AUDIT_UNIT && !overlays) {
             continue;
         }
         if state != "active" {
@@ -537,28 +608,42 @@ fn health(profile: &Profile, state_dir: &Path) -> Result<Vec<(String, String)>, 
 /// Discards, as root in the VM, everything the agent wrote: stops the gateway and the audit,
 /// unmounts each overlay, empties its upper and work directories, mounts it again and restarts
 /// what ran. Arguments: the gateway and audit units, then `unit guest upper work` per overlay.
+/// Whatever happens, the mounts and the services that ran are started again on the way out.
+/// An empty `$audit` means there is no overlay, hence no audit unit.
 const RESET_SCRIPT: &str = r#"set -eu
 gateway=$1 audit=$2; shift 2
 was=$(systemctl is-active "$gateway" 2>/dev/null || true)
-systemctl stop "$gateway" "$audit" 2>/dev/null || true
+units=
+for a in "$@"; do units="$units $a"; done
+restore() {
+  set +e
+  i=0
+  for a in $units; do
+    [ $((i % 4)) = 0 ] && systemctl start "$a"
+    i=$((i + 1))
+  done
+  [ -n "$audit" ] && systemctl start "$audit"
+  case "$was" in active|activating|reloading) systemctl start "$gateway" ;; esac
+}
+trap restore EXIT
+systemctl stop "$gateway" 2>/dev/null || true
+[ -n "$audit" ] && { systemctl stop "$audit" 2>/dev/null || true; }
 while [ $# -ge 4 ]; do
   unit=$1 guest=$2 upper=$3 work=$4; shift 4
   systemctl stop "$unit"
   if mountpoint -q "$guest"; then echo "sandbox-reset: $guest is still mounted; something holds it open" >&2; exit 3; fi
   find "$upper" -mindepth 1 -delete
   find "$work" -mindepth 1 -delete
-  systemctl start "$unit"
 done
-systemctl start "$audit"
-if [ "$was" = active ]; then systemctl start "$gateway"; fi
 "#;
 
-/// Lists, as root, the first entries of each upper (what `reset` would discard). `$1`: how many.
+/// Lists, as root, the first entries of each upper (what `reset` would discard), as full paths
+/// each ended by NUL (an agent's file name may hold a newline). `$1`: how many per upper.
 const LIST_SCRIPT: &str = r#"set -eu
 n=$1; shift
 for u in "$@"; do
   [ -d "$u" ] || continue
-  (cd "$u" && find . -mindepth 1 | head -n "$n" | sed "s|^\.|entry $u |")
+  find "$u" -mindepth 1 -print0 | head -z -n "$n"
 done
 "#;
 
@@ -582,6 +667,7 @@ pub(crate) fn reset(
     force: bool,
     confirm: &mut dyn FnMut(&[Discard]) -> Option<bool>,
 ) -> Result<Option<Vec<Discard>>, VmError> {
+    let _held = lock_instance(&instance_dir(state_dir, &profile.name), &profile.name)?;
     let st = status(profile, state_dir)?;
     if st.state != "running" && st.state != "reachable" {
         return Err(VmError::NotRunning { name: profile.name.clone(), status: st.state });
@@ -592,17 +678,25 @@ pub(crate) fn reset(
     let listed = ssh_with(profile, state_dir, &["BatchMode=yes"], &as_root(LIST_SCRIPT, args))?.checked()?;
     let listed = listed.stdout_text();
     let mut discards = Vec::new();
-    for (ws, pending) in overlays.iter().zip(&st.workspaces) {
-        let prefix = format!("entry {} /", ws.upper);
-        let first = listed.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect();
+    let mut unknown = false;
+    for ws in &overlays {
+        let pending = st.workspaces.iter().find(|p| p.upper == ws.upper);
+        let prefix = format!("{}/", ws.upper);
+        let first = listed.split('\0').filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect();
+        let (entries, bytes) = match pending {
+            Some(p) => (p.entries, p.bytes),
+            None => (None, None),
+        };
+        unknown |= entries.is_none();
         discards.push(Discard {
-            host: pending.host.clone(),
-            entries: pending.entries.unwrap_or(0),
-            bytes: pending.bytes.unwrap_or(0),
+            host: PathBuf::from(&ws.host),
+            entries: entries.unwrap_or(0),
+            bytes: bytes.unwrap_or(0),
             first,
         });
     }
-    let anything = discards.iter().any(|d| d.entries > 0);
+    // Counts that could not be read are treated as something to lose.
+    let anything = unknown || discards.iter().any(|d| d.entries > 0);
     if anything && !force {
         match confirm(&discards) {
             None => return Err(VmError::ResetNeedsConfirmation { name: profile.name.clone() }),
@@ -610,7 +704,8 @@ pub(crate) fn reset(
             Some(true) => {}
         }
     }
-    let args = [GATEWAY_UNIT.to_owned(), AUDIT_UNIT.to_owned()]
+    let audit = if overlays.is_empty() { String::new() } else { AUDIT_UNIT.to_owned() };
+    let args = [GATEWAY_UNIT.to_owned(), audit]
         .into_iter()
         .chain(overlays.iter().flat_map(|w| [w.mount_unit.clone(), w.guest.clone(), w.upper.clone(), w.work.clone()]));
     ssh_with(profile, state_dir, &["BatchMode=yes"], &as_root(RESET_SCRIPT, args))?.checked()?;
