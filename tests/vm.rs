@@ -560,3 +560,20 @@ fn lima_refusing_root_is_said_plainly() {
         run.stderr()
     );
 }
+
+#[test]
+fn up_without_ansible_playbook_says_how_to_install_it() {
+    let Some(sshd) = Sshd::start_with(true) else { return };
+    let t = Test::new();
+    // A PATH with ssh and nothing else: ansible-playbook is missing, as on a fresh Mac.
+    let bin = t.home().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let ssh = which("ssh").expect("ssh is installed");
+    std::os::unix::fs::symlink(ssh, bin.join("ssh")).expect("symlink");
+    let profile = ssh_profile(&sshd, &t.project(), "ws");
+    let run = t.profile("box", &profile).env("PATH", &bin.display().to_string()).args(["--profile", "box", "up"]).run();
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("ansible-playbook") && err.contains("pipx install ansible-core"), "{err}");
+    assert!(!run.home.join(".local/state/sandbox/instances/box/provisioned").exists());
+}
