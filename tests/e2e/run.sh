@@ -36,11 +36,14 @@ step "boot it with the workspace shared read-only"
 bash "$vm" start --workspace "$work/home/ws"
 port=$(cat "$E2E_DIR/ssh.port")
 # guest_port: qemu forwards 127.0.0.1:$port to the guest's sshd on 22, which the firewall must let in.
+token="e2e-token-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+( umask 077; printf '# the gateway token\nexport OPENCLAW_GATEWAY_TOKEN="%s"\n' "$token" > "$work/home/.config/sandbox/secrets.env" )
 cat > "$work/home/.config/sandbox/profiles/vm.yaml" <<EOF
 name: vm
 extends: default
 vm: {backend: ssh, ssh: {host: 127.0.0.1, port: $port, guest_port: 22, user: dev, identity_file: $E2E_DIR/id_ed25519}}
 workspaces: [{host: $work/home/ws, name: workspace}]
+secrets: {sources: [{file: $work/home/.config/sandbox/secrets.env}]}
 EOF
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.local/state NO_COLOR=1
 sb() { (cd "$HOME" && "$sandbox" --profile vm "$@"); }
@@ -49,7 +52,8 @@ seconds() { python3 -c 'import sys,time; print(f"{time.time()-float(sys.argv[1])
 
 step "the VM sees the workspace read-only"
 [ "$(in_vm cat /mnt/sandbox/lower/workspace/a.txt)" = A ] || fail "workspace not shared"
-if in_vm 'sudo touch /mnt/sandbox/lower/workspace/x' 2>/dev/null; then fail "the share is writable"; fi
+if in_vm 'sudo touch /mnt/sandbox/lower/workspace/x' 2>"$work/ro.err"; then fail "the share is writable"; fi
+grep -q "Read-only file system" "$work/ro.err" || fail "touching the share failed for another reason: $(cat "$work/ro.err")"
 
 step "up: provision with the real ansible-playbook"
 t0=$(date +%s.%N)
@@ -64,8 +68,14 @@ in_vm 'findmnt -n -o FSTYPE /workspace' | grep -qx overlay || fail "/workspace i
 view=$(in_vm 'findmnt -n -o FSTYPE /mnt/sandbox/view/workspace; findmnt -n -o SOURCE /mnt/sandbox/view/workspace' | tr '\n' ' ')
 [ "$view" = "fuse /mnt/sandbox/lower/workspace " ] || fail "no bindfs view of the share under the overlay: $view"
 in_vm 'sudo ufw status' | head -1 | grep -qx 'Status: active' || fail "the firewall is not active"
-in_vm 'sudo -l -U openclaw' | grep -q 'is not allowed to run sudo' || fail "the service user has sudo"
+in_vm 'sudo sudo -n -l -U openclaw' | grep -q 'is not allowed to run sudo' || fail "the service user has sudo"
+[ "$(in_vm 'id -nG openclaw')" = openclaw ] || fail "the service user is in other groups: $(in_vm 'id -nG openclaw')"
+if in_vm 'sudo -u openclaw sudo -n true' 2>/dev/null; then fail "the service user can sudo"; fi
+if in_vm 'sudo -u openclaw ls /var/lib/sandbox/overlay' >/dev/null 2>&1; then fail "the service user can reach the overlay uppers"; fi
 [ "$(in_vm 'sudo stat -c "%U %a" /etc/openclaw/secrets.env')" = "root 600" ] || fail "secrets.env is not root-only"
+in_vm 'sudo cat /etc/openclaw/secrets.env' | grep -qx "OPENCLAW_GATEWAY_TOKEN=\"$token\"" || fail "the token did not reach secrets.env"
+if in_vm 'sudo -u openclaw cat /etc/openclaw/secrets.env' >/dev/null 2>&1; then fail "the service user can read secrets.env"; fi
+sb secrets check | grep -qx "present OPENCLAW_GATEWAY_TOKEN ($HOME/.config/sandbox/secrets.env:2)" || fail "secrets check"
 [ "$(in_vm 'systemctl is-active sandbox-overlay-audit.service docker.service' | sort -u)" = active ] || fail "audit or docker not active"
 
 step "an agent running as the service user works in /workspace"
@@ -109,6 +119,7 @@ took=$(seconds "$t0")
 cat "$work/up2.txt"
 echo "   second up took $took s"
 grep -q "nothing to provision" "$work/up2.txt" || fail "second up provisioned again"
+grep -q "deliver secrets: unchanged" "$work/up2.txt" || fail "second up rewrote the secrets"
 
 step "up --reprovision: Ansible reports zero changed tasks"
 sb up --reprovision >"$work/up3.txt" 2>&1 || { cat "$work/up3.txt"; fail "up --reprovision"; }
@@ -127,6 +138,11 @@ in_vm 'test ! -e /workspace/conf.txt' || fail "conf.txt survived the reset"
 status=$(sb status --json)
 echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert w["entries"]==0, w; assert all(st=="active" for u,st in s["units"] if u!="openclaw-gateway.service"), s' \
   || fail "after reset: $status"
+
+step "the token is nowhere it should not be"
+for f in "$work"/*.txt; do ! grep -q "$token" "$f" || fail "the token is in sandbox's output ($f)"; done
+! grep -rq "$token" "$XDG_STATE_HOME" || fail "the token is in the state dir (logs, rendered files)"
+! in_vm "sudo journalctl --no-pager -q" | grep -q "$token" || fail "the token is in the VM's journal"
 
 step "stop the VM"
 bash "$vm" stop
