@@ -67,8 +67,11 @@ pub(crate) enum CommandArgs {
     /// 3 refused by the gate, 1 error.
     Sync(SyncArgs),
 
-    /// Create or start the VM (lima) or reach the host (ssh), provision it with ansible-playbook,
-    /// record the baselines and check its health.
+    /// Create or start the VM and provision it (ansible-playbook); record baselines; check health.
+    ///
+    /// Lima: creates the VM from the rendered instance, or starts it. ssh backend: reaches the
+    /// host. Then waits for SSH, sends the secrets, provisions, records missing baselines and
+    /// checks the mounts, the audit and the firewall.
     ///
     /// Idempotent: when nothing that provisioning reads has changed since the last complete run
     /// (a content hash kept in the state dir and in the VM), provisioning is skipped. An
@@ -76,13 +79,13 @@ pub(crate) enum CommandArgs {
     /// `$XDG_STATE_HOME/sandbox/logs/`.
     Up(UpArgs),
 
-    /// Discard every change the agent made in the VM (after a confirmation listing them) and
-    /// start again from the host's files: stops the services, empties each overlay's upper and
-    /// work directories, remounts, restarts, and refreshes the baselines.
+    /// Discard the agent's unsynced changes in the VM, after a confirmation listing them.
+    ///
+    /// Starts again from the host's files: stops the services, empties each overlay's upper and
+    /// work directories, remounts, restarts, and refreshes the baselines. Exit 3 if you decline.
     Reset(ResetArgs),
 
-    /// Secrets the VM gets: `sandbox secrets check` lists the required names as present or
-    /// missing (and where each comes from), never a value.
+    /// Check the secrets the VM needs (names and where they come from; never a value).
     #[command(subcommand)]
     Secrets(SecretsArgs),
 

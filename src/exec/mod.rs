@@ -64,6 +64,9 @@ pub(crate) enum ExecError {
     #[error("cannot run `{command}`: {source}")]
     Spawn { command: String, source: std::io::Error },
 
+    #[error("reading the output of `{command}` failed: {source}")]
+    Read { command: String, source: std::io::Error },
+
     #[error("`{command}` failed ({})\n{}", status.map_or("killed by a signal".to_owned(), |c| format!("exit status {c}")), indent(stderr_tail))]
     Failed { command: String, status: Option<i32>, stderr_tail: String },
 }
@@ -252,7 +255,7 @@ impl Lines {
                 }
                 Ok(Some(String::from_utf8_lossy(&line).into_owned()))
             }
-            Err(source) => Err(ExecError::Spawn { command: self.command.clone(), source }),
+            Err(source) => Err(ExecError::Read { command: self.command.clone(), source }),
         }
     }
 
