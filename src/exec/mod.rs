@@ -132,24 +132,34 @@ impl Invocation {
         std::iter::once(self.tool.program.to_owned()).chain(self.args.iter().map(word)).collect::<Vec<_>>().join(" ")
     }
 
-    /// Run to completion, capturing stdout and stderr. A non-zero exit is not an error here
-    /// (see [`Invocation::checked`]).
-    pub(crate) fn output(&self) -> Result<Output, ExecError> {
-        let mut expr = duct::cmd(self.executable(), &self.args).stdout_capture().stderr_capture().unchecked();
+    /// The command with its environment, exit status not checked (callers judge it).
+    fn expression(&self) -> duct::Expression {
+        let mut expr = duct::cmd(self.executable(), &self.args).unchecked();
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }
-        expr = match &self.stdin {
+        expr
+    }
+
+    /// Why the command could not be started: a missing program gets its install hint.
+    fn start_error(&self, source: std::io::Error) -> ExecError {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ExecError::NotFound { program: self.tool.program, install: self.tool.install }
+        } else {
+            ExecError::Spawn { command: self.display(), source }
+        }
+    }
+
+    /// Run to completion, capturing stdout and stderr. A non-zero exit is not an error here
+    /// (see [`Invocation::checked`]).
+    pub(crate) fn output(&self) -> Result<Output, ExecError> {
+        let expr = self.expression().stdout_capture().stderr_capture();
+        let expr = match &self.stdin {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None => expr.stdin_null(),
         };
-        match expr.run() {
-            Ok(out) => Ok(Output { status: out.status.code(), stdout: out.stdout, stderr: out.stderr }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(ExecError::NotFound { program: self.tool.program, install: self.tool.install })
-            }
-            Err(source) => Err(ExecError::Spawn { command: self.display(), source }),
-        }
+        let out = expr.run().map_err(|e| self.start_error(e))?;
+        Ok(Output { status: out.status.code(), stdout: out.stdout, stderr: out.stderr })
     }
 
     /// Replace this process with the command, its stdin, stdout and stderr the terminal's (for
@@ -158,45 +168,22 @@ impl Invocation {
         use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(self.executable());
         cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
-        let source = cmd.exec();
-        if source.kind() == std::io::ErrorKind::NotFound {
-            ExecError::NotFound { program: self.tool.program, install: self.tool.install }
-        } else {
-            ExecError::Spawn { command: self.display(), source }
-        }
+        self.start_error(cmd.exec())
     }
 
     /// Start the command and read its stdout as it comes (stderr is kept for errors). Reading
     /// to the end fails, with the command and its stderr tail, if the command failed.
     pub(crate) fn reader(&self) -> Result<Reader, ExecError> {
-        let mut expr = duct::cmd(self.executable(), &self.args).stderr_capture().unchecked().stdin_null();
-        for (k, v) in &self.env {
-            expr = expr.env(k, v);
-        }
-        match expr.reader() {
-            Ok(handle) => Ok(Reader { handle, command: self.display() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(ExecError::NotFound { program: self.tool.program, install: self.tool.install })
-            }
-            Err(source) => Err(ExecError::Spawn { command: self.display(), source }),
-        }
+        let handle = self.expression().stderr_capture().stdin_null().reader().map_err(|e| self.start_error(e))?;
+        Ok(Reader { handle, command: self.display() })
     }
 
     /// Start the command with stderr merged into stdout, to be read line by line as it runs
     /// (Ansible's progress, warnings and failures arrive on both). The caller judges the exit
     /// status: [`Lines::finish`].
     pub(crate) fn lines(&self) -> Result<Lines, ExecError> {
-        let mut expr = duct::cmd(self.executable(), &self.args).stderr_to_stdout().unchecked().stdin_null();
-        for (k, v) in &self.env {
-            expr = expr.env(k, v);
-        }
-        match expr.reader() {
-            Ok(handle) => Ok(Lines { reader: std::io::BufReader::new(handle), command: self.display() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(ExecError::NotFound { program: self.tool.program, install: self.tool.install })
-            }
-            Err(source) => Err(ExecError::Spawn { command: self.display(), source }),
-        }
+        let handle = self.expression().stderr_to_stdout().stdin_null().reader().map_err(|e| self.start_error(e))?;
+        Ok(Lines { reader: std::io::BufReader::new(handle), command: self.display() })
     }
 
     /// Run to completion; a non-zero exit is [`ExecError::Failed`] with the tail of stderr.
@@ -264,11 +251,11 @@ impl Lines {
         let command = self.command;
         match self.reader.into_inner().try_wait() {
             Ok(Some(out)) => Ok(out.status.code()),
-            Ok(None) => Err(ExecError::Spawn {
+            Ok(None) => Err(ExecError::Read {
                 command,
                 source: std::io::Error::other("still running at the end of its output"),
             }),
-            Err(source) => Err(ExecError::Spawn { command, source }),
+            Err(source) => Err(ExecError::Read { command, source }),
         }
     }
 

@@ -87,7 +87,7 @@ pub(crate) struct Instance {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LimaError {
     #[error(transparent)]
-    Exec(#[from] ExecError),
+    Exec(ExecError),
 
     #[error(
         "`limactl list --json` printed a line this version of sandbox cannot read ({message}): {line}\n  help: check `limactl --version`; sandbox needs Lima 2.0 or later"
@@ -161,7 +161,7 @@ impl Lima {
 
     /// Every instance under our `LIMA_HOME`.
     pub(crate) fn list(&self) -> Result<Vec<Instance>, LimaError> {
-        let out = self.limactl().args(["list", "--json"]).checked().map_err(root_or)?;
+        let out = self.limactl().args(["list", "--json"]).checked()?;
         parse_list(&out.stdout_text())
     }
 
@@ -220,13 +220,13 @@ impl Lima {
     /// Stop `name` (`force`: kill it, also when it is not running).
     pub(crate) fn stop(&self, name: &str, force: bool) -> Result<(), LimaError> {
         let inv = if force { self.limactl().args(["stop", "-f", name]) } else { self.limactl().args(["stop", name]) };
-        inv.checked().map_err(root_or)?;
+        inv.checked()?;
         Ok(())
     }
 
     /// Delete `name` and its disk (force-stopping it first).
     pub(crate) fn delete(&self, name: &str) -> Result<(), LimaError> {
-        self.limactl().args(["delete", "-f", name]).checked().map_err(root_or)?;
+        self.limactl().args(["delete", "-f", name]).checked()?;
         Ok(())
     }
 }
@@ -236,8 +236,12 @@ fn refused_root(e: &ExecError) -> bool {
     matches!(e, ExecError::Failed { stderr_tail, .. } if stderr_tail.contains("must not run as the root user"))
 }
 
-fn root_or(e: ExecError) -> LimaError {
-    if refused_root(&e) { LimaError::Root } else { LimaError::Exec(e) }
+/// Every failed `limactl` call goes through here, so Lima's refusal to run as root is always
+/// reported as such.
+impl From<ExecError> for LimaError {
+    fn from(e: ExecError) -> Self {
+        if refused_root(&e) { LimaError::Root } else { LimaError::Exec(e) }
+    }
 }
 
 /// Parse `limactl list --json` output: one JSON object per line (when stdout is not a TTY).

@@ -289,7 +289,7 @@ impl Context {
             },
             egress_domains: profile.network.egress.allow_domains.iter().map(ToString::to_string).collect(),
             tailscale: profile.network.tailscale,
-            secret_names: secret_names(profile),
+            secret_names: crate::secrets::required(profile),
             ssh: profile.vm.ssh.as_ref().map(|s| SshContext {
                 host: s.host.clone(),
                 port: s.port,
@@ -302,9 +302,4 @@ impl Context {
             overlays,
         }
     }
-}
-
-/// Names (never values) of the secrets the VM expects: the gateway token plus the required ones.
-fn secret_names(profile: &Profile) -> Vec<String> {
-    crate::secrets::required(profile)
 }

@@ -219,16 +219,9 @@ pub(crate) fn ssh_with(
             let Some(target) = &profile.vm.ssh else {
                 return Err(VmError::NotOwned { command: "ssh", profile: profile.name.clone(), help: "set `vm.ssh`" });
             };
-            // Trust on first use, in a known_hosts file of sandbox's own: the user's is not
-            // changed, and a host key that changes later is refused by ssh.
-            let known_hosts = known_hosts(state_dir)?;
-            inv = inv
-                .arg("-p")
-                .arg(target.port.to_string())
-                .args(["-o", "StrictHostKeyChecking=accept-new", "-o"])
-                .arg(format!("UserKnownHostsFile={}", known_hosts.display()));
+            inv = inv.arg("-p").arg(target.port.to_string()).args(ssh_backend_options(profile, state_dir)?);
             if let Some(key) = &target.identity_file {
-                inv = inv.arg("-i").arg(key).args(["-o", "IdentitiesOnly=yes"]);
+                inv = inv.arg("-i").arg(key);
             }
             inv = inv.arg(format!("{}@{}", target.user, target.host));
         }
@@ -240,11 +233,22 @@ pub(crate) fn ssh_with(
     Ok(inv)
 }
 
-/// sandbox's own known_hosts file for the ssh backend (its folder created).
-pub(crate) fn known_hosts(state_dir: &Path) -> Result<PathBuf, VmError> {
+/// The `-o` options every ssh to an ssh-backend host carries (`sandbox ssh`, `sync`, Ansible).
+/// Host keys are trusted on first use, in a known_hosts file of sandbox's own: the user's is not
+/// changed, and a host key that changes later is refused by ssh. With a key file, only that key.
+pub(crate) fn ssh_backend_options(profile: &Profile, state_dir: &Path) -> Result<Vec<String>, VmError> {
     let root = crate::sync::store::root(state_dir);
     std::fs::create_dir_all(&root).map_err(|source| VmError::Io { path: root.clone(), source })?;
-    Ok(root.join("known_hosts"))
+    let mut options = vec![
+        "-o".to_owned(),
+        "StrictHostKeyChecking=accept-new".to_owned(),
+        "-o".to_owned(),
+        format!("UserKnownHostsFile={}", root.join("known_hosts").display()),
+    ];
+    if profile.vm.ssh.as_ref().is_some_and(|s| s.identity_file.is_some()) {
+        options.extend(["-o".to_owned(), "IdentitiesOnly=yes".to_owned()]);
+    }
+    Ok(options)
 }
 
 /// Streams the overlay upper of a workspace, as root in the VM: a header line with the entry

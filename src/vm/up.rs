@@ -8,6 +8,7 @@
 //! (the VM, its state, the two records) and redoes only what is missing.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -159,7 +160,7 @@ pub(crate) fn up(
     };
 
     report(Event::Step("record baselines"));
-    let baselines = record_missing_baselines(profile, state_dir, false)?;
+    let baselines = record_baselines(profile, state_dir, false)?;
     report(Event::Done(if baselines.is_empty() {
         "already recorded".into()
     } else {
@@ -413,7 +414,7 @@ fn provision(
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let log_path = logs.join(format!("up-{}-{stamp}-{}.log", profile.name, std::process::id()));
     let mut log =
-        std::fs::OpenOptions::new().create_new(true).write(true).mode_0600().open(&log_path).map_err(io(&log_path))?;
+        std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&log_path).map_err(io(&log_path))?;
 
     let inv = Invocation::new(ANSIBLE_PLAYBOOK)
         .arg("-i")
@@ -474,18 +475,6 @@ fn provision(
     }
 }
 
-/// `OpenOptions::mode(0o600)`, named for what it is for.
-trait Private {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Private for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
-}
-
 /// Ansible's ssh options: Lima's generated config, or sandbox's own known_hosts (trust on first
 /// use) for the ssh backend. Connection sharing keeps a TCG or remote VM's provisioning fast.
 fn ansible_ssh_args(profile: &Profile, state_dir: &Path) -> Result<String, VmError> {
@@ -499,17 +488,7 @@ fn ansible_ssh_args(profile: &Profile, state_dir: &Path) -> Result<String, VmErr
                 config.ok_or_else(|| VmError::NoVm { name: profile.name.clone(), home: lima.home().to_path_buf() })?;
             words.splice(0..0, ["-F".to_owned(), config.display().to_string()]);
         }
-        Backend::Ssh => {
-            let known_hosts = super::known_hosts(state_dir)?;
-            words.extend([
-                "-o".into(),
-                "StrictHostKeyChecking=accept-new".into(),
-                "-o".into(),
-                format!("UserKnownHostsFile={}", known_hosts.display()),
-                "-o".into(),
-                "IdentitiesOnly=yes".into(),
-            ]);
-        }
+        Backend::Ssh => words.extend(super::ssh_backend_options(profile, state_dir)?),
     }
     Ok(words.iter().map(|w| crate::exec::shell_word(w)).collect::<Vec<_>>().join(" "))
 }
@@ -566,8 +545,9 @@ fn first_stderr(v: &serde_json::Value, depth: u32) -> Option<String> {
     }
 }
 
-/// Record the baseline of every overlay workspace that has none (`refresh`: of every one).
-fn record_missing_baselines(profile: &Profile, state_dir: &Path, refresh: bool) -> Result<Vec<PathBuf>, VmError> {
+/// Record the baseline of every overlay workspace that has none (`refresh`: of every one);
+/// the hosts recorded.
+fn record_baselines(profile: &Profile, state_dir: &Path, refresh: bool) -> Result<Vec<PathBuf>, VmError> {
     let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let mut out = Vec::new();
     for ws in profile.workspaces.iter().filter(|w| w.mode == crate::profile::WorkspaceMode::Overlay) {
@@ -709,7 +689,7 @@ pub(crate) fn reset(
         .into_iter()
         .chain(overlays.iter().flat_map(|w| [w.mount_unit.clone(), w.guest.clone(), w.upper.clone(), w.work.clone()]));
     ssh_with(profile, state_dir, &["BatchMode=yes"], &as_root(RESET_SCRIPT, args))?.checked()?;
-    record_missing_baselines(profile, state_dir, true)?;
+    record_baselines(profile, state_dir, true)?;
     Ok(Some(discards))
 }
 
