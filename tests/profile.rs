@@ -218,3 +218,29 @@ fn unreadable_and_malformed_files_are_clear_errors() {
         .status(1)
         .stderr_contains("`extends` must be a profile name or a path");
 }
+
+#[test]
+fn gateway_install_source_and_tool_image_are_checked() {
+    Test::new()
+        .profile(
+            "g",
+            "name: g\nextends: default\ngateway: {install: workspace, registry: \"https://me:pw@npm.example.com/\"}\n\
+             tool_sandbox: {rootfs: ~/missing.tar.gz, mirror: ftp.example.com}\n",
+        )
+        .args(["-p", "g", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("`gateway.install`: `install: workspace` (building OpenClaw from a mounted checkout) is not supported by this version")
+        .stderr_contains("`gateway.registry`: the URL carries credentials")
+        .stderr_contains("`tool_sandbox.rootfs`: `[HOME]/missing.tar.gz` does not exist")
+        .stderr_contains("`tool_sandbox.mirror`: `ftp.example.com` is not an http(s) URL");
+    Test::new()
+        .file("rootfs.tar.gz", "not really an archive; validate only checks it is a file")
+        .profile(
+            "ok",
+            "name: ok\nextends: default\ngateway: {registry: \"https://npm.example.com/\"}\ntool_sandbox: {rootfs: ~/rootfs.tar.gz}\n",
+        )
+        .args(["-p", "ok", "profile", "validate"])
+        .run()
+        .success();
+}

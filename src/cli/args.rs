@@ -212,6 +212,10 @@ pub(crate) struct UpArgs {
     /// How long to wait for the VM's SSH, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub(crate) ssh_timeout: u64,
+
+    /// How long to wait for the gateway to answer its health check, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub(crate) gateway_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -99,12 +99,18 @@ impl Command {
             }
             CommandArgs::Profile(ProfileArgs::Validate) => Command::ProfileValidate { profile: spec() },
             CommandArgs::Init(args) => Command::Init(init_request(args)),
-            CommandArgs::Up(UpArgs { reprovision, verbose, ssh_timeout }) => {
-                if ssh_timeout == 0 {
-                    return Err(Error::Usage("--ssh-timeout must be at least 1 second".into()));
+            CommandArgs::Up(UpArgs { reprovision, verbose, ssh_timeout, gateway_timeout }) => {
+                for (flag, value) in [("--ssh-timeout", ssh_timeout), ("--gateway-timeout", gateway_timeout)] {
+                    if value == 0 {
+                        return Err(Error::Usage(format!("{flag} must be at least 1 second")));
+                    }
                 }
-                let ssh_timeout = std::time::Duration::from_secs(ssh_timeout);
-                Command::Up { profile: spec(), options: crate::vm::UpOptions { reprovision, ssh_timeout }, verbose }
+                let options = crate::vm::UpOptions {
+                    reprovision,
+                    ssh_timeout: std::time::Duration::from_secs(ssh_timeout),
+                    gateway_timeout: std::time::Duration::from_secs(gateway_timeout),
+                };
+                Command::Up { profile: spec(), options, verbose }
             }
             CommandArgs::Reset(ResetArgs { force }) => Command::Reset { profile: spec(), force },
             CommandArgs::Secrets(SecretsArgs::Check) => Command::SecretsCheck { profile: spec() },

@@ -197,6 +197,8 @@ pub(crate) struct Gateway {
     #[serde(rename = "auth", serialize_with = "serialize_token_secret")]
     pub(crate) token_secret: String,
     pub(crate) install: Install,
+    /// npm registry OpenClaw is installed from (`install: npm`).
+    pub(crate) registry: String,
     pub(crate) node: NodeRuntime,
 }
 
@@ -221,6 +223,10 @@ pub(crate) struct ToolSandbox {
     pub(crate) scope: String,
     pub(crate) workspace_access: String,
     pub(crate) image: String,
+    /// A root filesystem archive imported as `image` when the VM has no such image; without
+    /// one, the VM debootstraps it from `mirror`.
+    pub(crate) rootfs: Option<PathBuf>,
+    pub(crate) mirror: String,
     pub(crate) network: String,
     pub(crate) bridge_tools: Vec<String>,
     pub(crate) memory: ByteSize,

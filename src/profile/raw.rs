@@ -96,6 +96,7 @@ pub(crate) struct RawGateway {
     pub(crate) bind: Option<String>,
     pub(crate) auth: Option<RawGatewayAuth>,
     pub(crate) install: Option<String>,
+    pub(crate) registry: Option<String>,
     pub(crate) node: Option<RawNode>,
 }
 
@@ -139,6 +140,8 @@ pub(crate) struct RawToolSandbox {
     pub(crate) scope: Option<String>,
     pub(crate) workspace_access: Option<String>,
     pub(crate) image: Option<String>,
+    pub(crate) rootfs: Option<String>,
+    pub(crate) mirror: Option<String>,
     pub(crate) network: Option<String>,
     pub(crate) bridge_tools: Option<Vec<String>>,
     pub(crate) memory: Option<String>,

@@ -86,6 +86,20 @@ impl SecretSet {
         self.values.get(name).map(|v| v.origin.as_str())
     }
 
+    /// `text` with every secret value of 4 or more characters replaced by `[NAME redacted]`, for
+    /// output from the VM (a service's journal) that could echo one. Shorter values are left:
+    /// replacing every `1` would garble the text and hide nothing worth hiding.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        let mut values: Vec<(&String, &Value)> = self.values.iter().filter(|(_, v)| v.value.len() >= 4).collect();
+        // Longest first, so a value containing another is replaced whole.
+        values.sort_by_key(|(_, v)| std::cmp::Reverse(v.value.len()));
+        for (name, v) in values {
+            out = out.replace(&v.value, &format!("[{name} redacted]"));
+        }
+        out
+    }
+
     /// The body of `/etc/openclaw/secrets.env` in systemd's `EnvironmentFile` syntax: each value
     /// double-quoted, with `\`, `"`, `$` and `` ` `` escaped so systemd reads it back as is.
     pub(crate) fn env_file(&self) -> Result<Vec<u8>, SecretsError> {
@@ -184,6 +198,16 @@ pub(crate) fn for_delivery(profile: &Profile, env: &dyn Fn(&str) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_replaces_every_value_longest_first() {
+        let mut set = SecretSet::default();
+        set.add("TOKEN".into(), "abcd1234".into(), "t".into()).expect("add");
+        set.add("PART".into(), "abcd".into(), "t".into()).expect("add");
+        set.add("PIN".into(), "42".into(), "t".into()).expect("add");
+        let text = "auth abcd1234 failed; prefix abcd; port 42";
+        assert_eq!(set.redact(text), "auth [TOKEN redacted] failed; prefix [PART redacted]; port 42");
+    }
 
     #[test]
     fn env_file_escapes_what_systemd_would_interpret() {

@@ -89,6 +89,12 @@ pub(crate) enum VmError {
     Unhealthy { failed: Vec<String> },
 
     #[error(
+        "{problem}\n{}  help: the journal above says why; fix the profile or the secrets and run `sandbox up` again (a slow VM may need --gateway-timeout, now {timeout} s); `sandbox ssh -- sudo journalctl -u openclaw-gateway.service` shows more",
+        if journal.trim().is_empty() { String::new() } else { format!("  the gateway's last log lines:\n{}", journal.lines().map(|l| format!("    {l}\n")).collect::<String>()) }
+    )]
+    GatewayUnhealthy { problem: String, journal: String, timeout: u64 },
+
+    #[error(
         "resetting the VM `{name}` discards every change the agent made that was not synced, and needs a confirmation\n  help: run it in a terminal, or pass --force"
     )]
     ResetNeedsConfirmation { name: String },

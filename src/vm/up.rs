@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 
-use super::{AUDIT_UNIT, GATEWAY_UNIT, VmError, as_root, lima_home, ssh_with, status};
+use super::{AUDIT_UNIT, GATEWAY_UNIT, VmError, as_root, lima_home, ssh, ssh_with, status};
 use crate::exec::{ANSIBLE_PLAYBOOK, Invocation};
 use crate::lima::driver::{Lima, Status};
 use crate::profile::{Backend, Profile};
@@ -34,6 +34,8 @@ const REMOTE_RECORD: &str = "/var/lib/sandbox/provisioned";
 pub(crate) struct UpOptions {
     pub(crate) reprovision: bool,
     pub(crate) ssh_timeout: Duration,
+    /// How long `up` waits for the gateway's health endpoint after provisioning.
+    pub(crate) gateway_timeout: Duration,
 }
 
 /// What `up` tells the person watching, as it goes.
@@ -135,7 +137,7 @@ pub(crate) fn up(
     report(Event::Done(format!("reachable after {:.1} s", waited.as_secs_f64())));
 
     report(Event::Step("deliver secrets"));
-    let how = deliver_secrets(profile, state_dir, secret_var)?;
+    let (how, secrets) = deliver_secrets(profile, state_dir, secret_var)?;
     report(Event::Done(how));
     interrupt.check("deliver secrets")?;
 
@@ -166,6 +168,10 @@ pub(crate) fn up(
     } else {
         format!("{} recorded", baselines.len())
     }));
+
+    report(Event::Step("wait for the gateway"));
+    let waited = wait_for_gateway(profile, state_dir, options.gateway_timeout, &interrupt, &secrets)?;
+    report(Event::Done(format!("healthy after {:.1} s", waited.as_secs_f64())));
 
     report(Event::Step("health checks"));
     let health = health(profile, state_dir)?;
@@ -342,27 +348,97 @@ echo changed
 "#;
 
 /// Send the profile's secrets to the VM over SSH stdin (never argv, never a file on the host).
+/// Also returns the secrets sent, to redact them from anything the VM says later.
 fn deliver_secrets(
     profile: &Profile,
     state_dir: &Path,
     secret_var: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, VmError> {
+) -> Result<(String, crate::secrets::SecretSet), VmError> {
     if profile.secrets.sources.is_empty() {
-        // Nothing to send; the gateway cannot start without its token, and status will say so.
-        return Ok(format!(
+        // Nothing to send; the gateway cannot start without its token, and the wait for it says so.
+        let message = format!(
             "none configured: the gateway needs {} (add `secrets.sources`; `sandbox secrets check` lists them)",
             crate::secrets::required(profile).join(", ")
-        ));
+        );
+        return Ok((message, crate::secrets::SecretSet::default()));
     }
     let set = crate::secrets::for_delivery(profile, secret_var)?;
     let body = set.env_file()?;
     let command = as_root(SECRETS_SCRIPT, [crate::render::context::CONFIG_DIR.to_owned()]);
     let out = ssh_with(profile, state_dir, &["BatchMode=yes"], &command)?.stdin(body).checked()?;
     let names = crate::secrets::required(profile).join(", ");
-    Ok(match out.stdout_text().trim() {
+    let how = match out.stdout_text().trim() {
         "unchanged" => format!("unchanged ({names})"),
         _ => format!("written to {}/secrets.env ({names})", crate::render::context::CONFIG_DIR),
-    })
+    };
+    Ok((how, set))
+}
+
+/// Prints, as root in the VM, the gateway unit's state and restart count, whether its health
+/// endpoint answers, and with `--journal` the unit's last log lines. `$1`: the port.
+const GATEWAY_PROBE: &str = r#"set -u
+port=$1
+echo "state $(systemctl is-active openclaw-gateway.service 2>/dev/null || true)"
+echo "restarts $(systemctl show -p NRestarts --value openclaw-gateway.service 2>/dev/null || echo 0)"
+if curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then echo "health ok"; else echo "health down"; fi
+if [ "${2:-}" = --journal ]; then
+  echo "journal"
+  journalctl -u openclaw-gateway.service -n 15 --no-pager -o cat 2>/dev/null || true
+fi
+"#;
+
+/// Waits until the gateway answers its health endpoint through the VM's loopback. A unit that
+/// failed (OpenClaw's configuration errors stop the restarts) or keeps restarting ends the wait
+/// at once, with the unit's journal tail, secrets redacted.
+fn wait_for_gateway(
+    profile: &Profile,
+    state_dir: &Path,
+    timeout: Duration,
+    interrupt: &Interrupt,
+    secrets: &crate::secrets::SecretSet,
+) -> Result<Duration, VmError> {
+    let started = Instant::now();
+    let port = profile.gateway.port.to_string();
+    let mut first_restarts = None;
+    loop {
+        let out = ssh(profile, state_dir, &as_root(GATEWAY_PROBE, [port.clone()]))?.checked()?;
+        interrupt.check("wait for the gateway")?;
+        let text = out.stdout_text();
+        let field = |key: &str| {
+            text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' '))).unwrap_or("").to_owned()
+        };
+        if field("health") == "ok" {
+            return Ok(started.elapsed());
+        }
+        let state = field("state");
+        let restarts: u64 = field("restarts").parse().unwrap_or(0);
+        let base = *first_restarts.get_or_insert(restarts);
+        let problem = if state == "failed" || state == "inactive" {
+            Some(format!("the gateway service is {state}"))
+        } else if restarts >= base + 2 {
+            Some(format!("the gateway service keeps restarting ({} restarts while waiting)", restarts - base))
+        } else if started.elapsed() >= timeout {
+            Some(format!(
+                "the gateway did not answer http://127.0.0.1:{port}/healthz in the VM within {} s (service {state})",
+                timeout.as_secs()
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let probe = as_root(GATEWAY_PROBE, [port.clone(), "--journal".to_owned()]);
+            let journal = ssh(profile, state_dir, &probe)?
+                .output()
+                .map(|o| {
+                    let text = o.stdout_text();
+                    text.split_once("journal\n").map_or(String::new(), |(_, j)| j.to_owned())
+                })
+                .unwrap_or_default();
+            let journal = crate::ui::sanitize(&secrets.redact(&journal));
+            return Err(VmError::GatewayUnhealthy { problem, journal, timeout: timeout.as_secs() });
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    }
 }
 
 /// What the VM says it was last provisioned with (`None`: never, or not to the end).
@@ -561,15 +637,15 @@ fn record_baselines(profile: &Profile, state_dir: &Path, refresh: bool) -> Resul
     Ok(out)
 }
 
-/// The checks `up` ends with: every overlay mounted, the audit and the firewall active. The
-/// gateway's state is reported; it is installed by the gateway deployment.
+/// The checks `up` ends with: every overlay mounted, the audit, the gateway and the firewall
+/// active, and the gateway answering its health endpoint.
 fn health(profile: &Profile, state_dir: &Path) -> Result<Vec<(String, String)>, VmError> {
     let st = status(profile, state_dir)?;
     let mut checks: Vec<(String, String)> = Vec::new();
     let mut failed = Vec::new();
     let overlays = profile.workspaces.iter().any(|w| w.mode == crate::profile::WorkspaceMode::Overlay);
     for (unit, state) in &st.units {
-        if unit == GATEWAY_UNIT || (unit == AUDIT_UNIT && !overlays) {
+        if unit == AUDIT_UNIT && !overlays {
             continue;
         }
         if state != "active" {
@@ -582,6 +658,11 @@ fn health(profile: &Profile, state_dir: &Path) -> Result<Vec<(String, String)>, 
         failed.push(format!("the firewall is {firewall}"));
     }
     checks.push(("firewall".into(), firewall));
+    let gateway = st.gateway.clone().unwrap_or_else(|| "unknown".into());
+    if gateway != "ok" {
+        failed.push(format!("the gateway's health endpoint is {gateway}"));
+    }
+    checks.push(("gateway health".into(), gateway));
     if failed.is_empty() { Ok(checks) } else { Err(VmError::Unhealthy { failed }) }
 }
 

@@ -62,6 +62,8 @@ PY
   rm -rf "$E2E_DIR/node/wheel" "$E2E_DIR/node/node-v$node_version-linux-x64"
 fi
 node_sha256=$(sha256sum "$node_archive" | cut -d' ' -f1)
+step "a debootstrapped root filesystem for the tool sandbox image (docker import in the VM)"
+rootfs=$(bash "$vm" rootfs)
 
 step "boot it with the workspace shared read-only"
 bash "$vm" start --workspace "$work/home/ws"
@@ -76,6 +78,7 @@ vm: {backend: ssh, ssh: {host: 127.0.0.1, port: $port, guest_port: 22, user: dev
 workspaces: [{host: $work/home/ws, name: workspace}]
 secrets: {sources: [{file: $work/home/.config/sandbox/secrets.env}]}
 gateway: {node: {version: "$node_version", archive: $node_archive, sha256: $node_sha256}}
+tool_sandbox: {rootfs: $rootfs}
 EOF
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.local/state NO_COLOR=1
 sb() { (cd "$HOME" && "$sandbox" --profile vm "$@"); }
@@ -87,9 +90,19 @@ step "the VM sees the workspace read-only"
 if in_vm 'sudo touch /mnt/sandbox/lower/workspace/x' 2>"$work/ro.err"; then fail "the share is writable"; fi
 grep -q "Read-only file system" "$work/ro.err" || fail "touching the share failed for another reason: $(cat "$work/ro.err")"
 
+# The gateway role installs OpenClaw from the npm registry. Where this machine's own traffic to
+# the registry goes through a TLS-inspecting proxy, the VM needs that CA too, as a company VM
+# would (npm runs with --use-system-ca); on an ordinary machine there is nothing to copy.
+for ca in /usr/local/share/ca-certificates/*.crt; do
+  [ -e "$ca" ] || continue
+  in_vm "sudo tee /usr/local/share/ca-certificates/host-$(basename "$ca") >/dev/null" <"$ca"
+  in_vm 'sudo update-ca-certificates >/dev/null 2>&1'
+done
+
 step "up: provision with the real ansible-playbook"
 t0=$(date +%s.%N)
-sb up >"$work/up1.txt" 2>&1 || { cat "$work/up1.txt"; fail "first up"; }
+# Under TCG the gateway takes about two minutes to load; the default wait is five.
+sb up --gateway-timeout 900 >"$work/up1.txt" 2>&1 || { cat "$work/up1.txt"; fail "first up"; }
 cat "$work/up1.txt"
 echo "   first up took $(seconds "$t0") s"
 grep -q "provisioned (" "$work/up1.txt" || fail "first up did not provision"
@@ -115,6 +128,30 @@ sb secrets check | grep -qx "present OPENCLAW_GATEWAY_TOKEN ($HOME/.config/sandb
 root" ] || fail "the install prefix is not root's"
 if in_vm 'sudo -u openclaw touch /opt/openclaw/node/bin/x' 2>/dev/null; then fail "the service user can write the Node.js install"; fi
 
+step "the gateway runs, hardened, on the VM's loopback only"
+gateway_version=$(sed -n 's/^ *version: "\(.*\)"$/\1/p' "$root/profiles/default.yaml" | head -1)
+[ "$(in_vm 'systemctl is-active openclaw-gateway.service')" = active ] || fail "the gateway is not active"
+in_vm 'curl -fsS -m 10 -o /dev/null http://127.0.0.1:18789/healthz' || fail "the gateway does not answer /healthz in the VM"
+listen=$(in_vm "sudo ss -H -ltn 'sport = :18789'" | awk '{ print $4 }' | sort -u | tr '\n' ' ')
+case "$listen" in
+  "127.0.0.1:18789 " | "127.0.0.1:18789 [::1]:18789 ") ;;
+  *) fail "the gateway listens on $listen, not only on the loopback" ;;
+esac
+pid=$(in_vm 'systemctl show -p MainPID --value openclaw-gateway.service')
+[ "$(in_vm "ps -o user= -p $pid")" = openclaw ] || fail "the gateway does not run as openclaw"
+in_vm "grep -E '^(NoNewPrivs|CapEff):' /proc/$pid/status" | tr -s '\t ' ' ' | sort | tr '\n' ' ' |
+  grep -qx 'CapEff: 0000000000000000 NoNewPrivs: 1 ' || fail "the gateway has capabilities or may gain privileges"
+in_vm 'sudo ps -eo args' >"$work/ps.out"
+! grep -q "$token" "$work/ps.out" || fail "the token is in a process's arguments"
+[ "$(in_vm 'sudo cat /opt/openclaw/app/node_modules/openclaw/package.json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')" = "$gateway_version" ] ||
+  fail "OpenClaw $gateway_version is not the installed version"
+[ -z "$(in_vm 'sudo find /opt/openclaw/ \( ! -user root -o -perm /022 \) ! -type l -print -quit')" ] ||
+  fail "something under /opt/openclaw is not root's, or is writable by others"
+in_vm 'sudo docker image inspect --format "{{.Os}}" openclaw-sandbox:bookworm-slim' | grep -qx linux ||
+  fail "the tool sandbox image was not imported"
+in_vm 'sudo docker run --rm --network none openclaw-sandbox:bookworm-slim cat /etc/debian_version' | grep -q '^12' ||
+  fail "the tool sandbox image does not run"
+
 step "an agent running as the service user works in /workspace"
 in_vm 'sudo -u openclaw sh -euc "cd /workspace; printf \"A2\n\" > a.txt; printf \"new\n\" > new.txt;
   mkdir d; printf \"x\n\" > d/x.txt; rm old.txt; mv sub/ren.txt sub/ren2.txt"'
@@ -123,7 +160,7 @@ in_vm 'sudo grep -q "ren2.txt" /var/log/sandbox/overlay-audit.log' || fail "the 
 
 step "status reports the pending changes over SSH"
 status=$(sb status --json)
-echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert s["state"]=="reachable", s; assert w["entries"] >= 7 and w["bytes"] >= 9, w; assert s["firewall"]=="active", s' \
+echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert s["state"]=="reachable", s; assert w["entries"] >= 7 and w["bytes"] >= 9, w; assert s["firewall"]=="active", s; assert s["gateway"]=="ok", s' \
   || fail "status: $status"
 
 step "sync pulls the upper from the VM and applies exactly those changes"
@@ -150,6 +187,7 @@ set -e
 if grep -q "0123456789abcdefghij" "$work/refused.txt"; then fail "the secret was printed"; fi
 
 step "a second up is a no-op"
+pid_before=$(in_vm 'systemctl show -p MainPID --value openclaw-gateway.service')
 t0=$(date +%s.%N)
 sb up >"$work/up2.txt" 2>&1 || { cat "$work/up2.txt"; fail "second up"; }
 took=$(seconds "$t0")
@@ -162,6 +200,8 @@ step "up --reprovision: Ansible reports zero changed tasks"
 sb up --reprovision >"$work/up3.txt" 2>&1 || { cat "$work/up3.txt"; fail "up --reprovision"; }
 cat "$work/up3.txt"
 grep -q " 0 changed" "$work/up3.txt" || fail "the second Ansible run changed something (see the log named above)"
+[ "$(in_vm 'systemctl show -p MainPID --value openclaw-gateway.service')" = "$pid_before" ] ||
+  fail "running up again restarted the gateway"
 
 step "reset lists what it would discard, and discards it with --force"
 set +e

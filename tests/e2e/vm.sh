@@ -12,6 +12,8 @@
 #   vm.sh ssh [--] [CMD...]                   ssh in as dev (interactive without CMD)
 #   vm.sh stop                                poweroff, then kill after a grace period
 #   vm.sh status                              running or not (exit 0 / 3), port
+#   vm.sh rootfs                              a minbase Debian root filesystem archive (cached),
+#                                             for `docker import` as the tool sandbox image
 #
 # Everything the script writes lives under $E2E_DIR (default /tmp/sandbox-e2e).
 # Environment: E2E_DIR, E2E_SSH_PORT (2222), E2E_MIRROR (default: the host's apt mirror),
@@ -545,6 +547,32 @@ cmd_stop() {
   log "stopped after ${waited} s"
 }
 
+# A plain minbase Debian, as `sandbox`'s docker role would debootstrap in the VM, built here
+# from the same mirror and .deb cache as the image (the guest doing it under TCG would take
+# minutes). Prints the archive's path.
+cmd_rootfs() {
+  local out=$E2E_DIR/tool-rootfs.tar.gz mirror stage=$E2E_DIR/rootfs.tmp
+  if [[ -s $out ]]; then
+    echo "$out"
+    return 0
+  fi
+  [[ $EUID -eq 0 ]] || die "rootfs needs root (debootstrap)"
+  mirror=${E2E_MIRROR:-$(apt_uri_for_suite "$SUITE" || echo http://deb.debian.org/debian)}
+  umount_below "$stage" 2>/dev/null || true
+  rm -rf "$stage"
+  mkdir -p "$stage" "$DEB_CACHE"
+  if ! debootstrap --variant=minbase --cache-dir="$DEB_CACHE" "$SUITE" "$stage/root" "$mirror" >>"$BUILD_LOG" 2>&1; then
+    umount_below "$stage"
+    die "debootstrap (tool rootfs) failed; see $BUILD_LOG"
+  fi
+  umount_below "$stage"
+  rm -rf "$stage/root"/var/cache/apt/archives/*.deb "$stage/root"/var/lib/apt/lists/*
+  tar -C "$stage/root" --numeric-owner -czf "$out.tmp" .
+  mv "$out.tmp" "$out"
+  rm -rf "$stage"
+  echo "$out"
+}
+
 cmd_status() {
   local pid
   if pid=$(running_pid); then
@@ -564,6 +592,7 @@ main() {
   ssh) cmd_ssh "$@" ;;
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
+  rootfs) cmd_rootfs "$@" ;;
   -h | --help | help) usage ;;
   *)
     usage >&2

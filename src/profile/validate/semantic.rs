@@ -27,6 +27,9 @@ pub(crate) const DEFAULT_GATEWAY_VERSION: &str = "2026.9.6";
 pub(crate) const DEFAULT_NODE_VERSION: &str = "24.19.0";
 pub(crate) const DEFAULT_GATEWAY_PORT: u16 = 18789;
 pub(crate) const DEFAULT_TOOL_IMAGE: &str = "openclaw-sandbox:bookworm-slim";
+pub(crate) const DEFAULT_NPM_REGISTRY: &str = "https://registry.npmjs.org/";
+/// Debian mirror the VM debootstraps the tool image from when the profile gives no `rootfs`.
+pub(crate) const DEFAULT_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Guest paths a workspace may not be mounted at or under: the guest OS needs them.
 const SYSTEM_DIRS: [&str; 18] = [
@@ -61,10 +64,10 @@ pub(crate) fn check(raw: RawProfile, loaded: &Loaded, env: &Environment, d: &mut
     let name = check_name(raw.name, loaded.top_has_name, d);
     let vm = check_vm(raw.vm.unwrap_or_default(), env, &base_of, d);
     let workspaces = check_workspaces(raw.workspaces.unwrap_or_default(), env, &base_of, d);
-    let gateway = check_gateway(raw.gateway.unwrap_or_default(), env, &base_of, &workspaces, d);
+    let gateway = check_gateway(raw.gateway.unwrap_or_default(), env, &base_of, d);
     let network = check_network(raw.network.unwrap_or_default(), gateway.port, d);
     let secrets = check_secrets(raw.secrets.unwrap_or_default(), env, &base_of, &workspaces, d);
-    let tool_sandbox = check_tool_sandbox(raw.tool_sandbox.unwrap_or_default(), d);
+    let tool_sandbox = check_tool_sandbox(raw.tool_sandbox.unwrap_or_default(), env, &base_of, d);
     let sync = check_sync(raw.sync.unwrap_or_default(), env, &base_of, d);
     let provision = check_provision(raw.provision.unwrap_or_default(), env, &base_of, d);
     if d.has_errors() {
@@ -578,7 +581,6 @@ fn check_gateway(
     raw: crate::profile::raw::RawGateway,
     env: &Environment,
     base_of: &dyn Fn(&str) -> PathBuf,
-    workspaces: &[Workspace],
     d: &mut Diagnostics<'_>,
 ) -> Gateway {
     let version = raw.version.unwrap_or_else(|| DEFAULT_GATEWAY_VERSION.to_owned());
@@ -614,17 +616,19 @@ fn check_gateway(
     }
     let install = match one_of(d, "gateway.install", raw.install.as_deref(), &["npm", "workspace"], "npm") {
         "workspace" => {
-            if workspaces.is_empty() {
-                d.error(
-                    "gateway.install",
-                    "`install: workspace` builds OpenClaw from a mounted checkout, but no workspace is mounted",
-                    "add the OpenClaw checkout to `workspaces`, or use `install: npm`",
-                );
-            }
+            // Refused here rather than after minutes of provisioning: the gateway role installs
+            // from the npm registry only so far.
+            d.error(
+                "gateway.install",
+                "`install: workspace` (building OpenClaw from a mounted checkout) is not supported by this version",
+                "use `install: npm` with the version to pin in `gateway.version`",
+            );
             Install::Workspace
         }
         _ => Install::Npm,
     };
+    let registry = raw.registry.unwrap_or_else(|| DEFAULT_NPM_REGISTRY.to_owned());
+    check_url(d, "gateway.registry", &registry, "an npm registry URL, e.g. `https://registry.npmjs.org/`");
     let node_raw = raw.node.unwrap_or_default();
     let node_version = node_raw.version.unwrap_or_else(|| DEFAULT_NODE_VERSION.to_owned());
     let numbers: Vec<u32> = node_version.split(['.', '-']).take(2).filter_map(|n| n.parse().ok()).collect();
@@ -667,7 +671,24 @@ fn check_gateway(
         bind,
         token_secret,
         install,
+        registry,
         node: NodeRuntime { version: node_version, archive, sha256: node_raw.sha256.map(|s| s.to_ascii_lowercase()) },
+    }
+}
+
+/// An http(s) URL without whitespace or credentials: it is written into rendered files, and a
+/// password there would be a secret outside the secrets pipeline.
+fn check_url(d: &mut Diagnostics<'_>, path: &str, url: &str, example: &str) {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let host = rest.map(|r| r.split('/').next().unwrap_or(""));
+    match host {
+        Some(h) if h.contains('@') => d.error(
+            path,
+            "the URL carries credentials",
+            "give the URL without `user:password@`; credentials do not belong in a profile",
+        ),
+        Some(h) if !h.is_empty() && !url.contains(char::is_whitespace) => {}
+        _ => d.error(path, format!("`{url}` is not an http(s) URL"), example.to_owned()),
     }
 }
 
@@ -786,7 +807,12 @@ fn check_secrets(
     Secrets { sources, required }
 }
 
-fn check_tool_sandbox(raw: crate::profile::raw::RawToolSandbox, d: &mut Diagnostics<'_>) -> ToolSandbox {
+fn check_tool_sandbox(
+    raw: crate::profile::raw::RawToolSandbox,
+    env: &Environment,
+    base_of: &dyn Fn(&str) -> PathBuf,
+    d: &mut Diagnostics<'_>,
+) -> ToolSandbox {
     let mode = one_of(d, "tool_sandbox.mode", raw.mode.as_deref(), &["off", "non-main", "all"], "all").to_owned();
     if mode != "all" {
         d.warning(
@@ -833,6 +859,19 @@ fn check_tool_sandbox(raw: crate::profile::raw::RawToolSandbox, d: &mut Diagnost
             "e.g. `openclaw-sandbox:bookworm-slim`",
         );
     }
+    let rootfs = raw.rootfs.map(|a| {
+        let p = env.expand(&a, &base_of("tool_sandbox.rootfs"));
+        if !p.is_file() {
+            d.error(
+                "tool_sandbox.rootfs",
+                format!("`{}` does not exist", p.display()),
+                "point at a root filesystem archive (.tar, .tar.gz or .tar.xz), e.g. made with `debootstrap` and `tar`",
+            );
+        }
+        p
+    });
+    let mirror = raw.mirror.unwrap_or_else(|| DEFAULT_DEBIAN_MIRROR.to_owned());
+    check_url(d, "tool_sandbox.mirror", &mirror, "a Debian mirror, e.g. `http://deb.debian.org/debian`");
     let memory = size(d, "tool_sandbox.memory", raw.memory.as_deref(), 2 * ByteSize::GIB);
     in_range(d, "tool_sandbox.memory", memory, 64 * ByteSize::MIB, 256 * ByteSize::GIB);
     let cpus = raw.cpus.unwrap_or(2.0);
@@ -866,6 +905,8 @@ fn check_tool_sandbox(raw: crate::profile::raw::RawToolSandbox, d: &mut Diagnost
         scope,
         workspace_access,
         image,
+        rootfs,
+        mirror,
         network,
         bridge_tools,
         memory,
