@@ -51,6 +51,13 @@ fn not_found_syntax_and_cycle() {
 fn usage_errors_exit_2_and_help_exits_0() {
     Test::new().args(["render", "--frobnicate"]).run().status(2).stderr_contains("unexpected argument '--frobnicate'");
     Test::new().args(["render", "--out", "a", "--check", "b"]).run().status(2);
+    for flag in ["--ssh-timeout", "--gateway-timeout"] {
+        Test::new()
+            .args(["up", flag, "0"])
+            .run()
+            .status(2)
+            .stderr_contains(&format!("{flag} must be at least 1 second"));
+    }
     Test::new().args(["--help"]).run().success().stdout_contains("Render every file the VM needs");
 }
 

@@ -196,8 +196,17 @@ pub(crate) fn for_delivery(profile: &Profile, env: &dyn Fn(&str) -> Option<Strin
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A set holding `pairs`, for tests elsewhere.
+    pub(crate) fn set(pairs: &[(&str, &str)]) -> SecretSet {
+        let mut set = SecretSet::default();
+        for (name, value) in pairs {
+            set.add((*name).to_owned(), (*value).to_owned(), "test".to_owned()).expect("add");
+        }
+        set
+    }
 
     #[test]
     fn redact_replaces_every_value_longest_first() {

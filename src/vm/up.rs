@@ -403,42 +403,70 @@ fn wait_for_gateway(
     loop {
         let out = ssh(profile, state_dir, &as_root(GATEWAY_PROBE, [port.clone()]))?.checked()?;
         interrupt.check("wait for the gateway")?;
-        let text = out.stdout_text();
-        let field = |key: &str| {
-            text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' '))).unwrap_or("").to_owned()
-        };
-        if field("health") == "ok" {
+        let probe = GatewayProbe::parse(&out.stdout_text());
+        if probe.healthy {
             return Ok(started.elapsed());
         }
-        let state = field("state");
-        let restarts: u64 = field("restarts").parse().unwrap_or(0);
-        let base = *first_restarts.get_or_insert(restarts);
-        let problem = if state == "failed" || state == "inactive" {
-            Some(format!("the gateway service is {state}"))
-        } else if restarts >= base + 2 {
-            Some(format!("the gateway service keeps restarting ({} restarts while waiting)", restarts - base))
-        } else if started.elapsed() >= timeout {
-            Some(format!(
-                "the gateway did not answer http://127.0.0.1:{port}/healthz in the VM within {} s (service {state})",
-                timeout.as_secs()
-            ))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            let probe = as_root(GATEWAY_PROBE, [port.clone(), "--journal".to_owned()]);
-            let journal = ssh(profile, state_dir, &probe)?
+        let base = *first_restarts.get_or_insert(probe.restarts);
+        if let Some(problem) = probe.problem(base, started.elapsed(), timeout, profile.gateway.port) {
+            let with_journal = as_root(GATEWAY_PROBE, [port.clone(), "--journal".to_owned()]);
+            let journal = ssh(profile, state_dir, &with_journal)?
                 .output()
-                .map(|o| {
-                    let text = o.stdout_text();
-                    text.split_once("journal\n").map_or(String::new(), |(_, j)| j.to_owned())
-                })
+                .map(|o| journal_tail(&o.stdout_text(), secrets))
                 .unwrap_or_default();
-            let journal = crate::ui::sanitize(&secrets.redact(&journal));
             return Err(VmError::GatewayUnhealthy { problem, journal, timeout: timeout.as_secs() });
         }
         std::thread::sleep(Duration::from_secs(3));
     }
+}
+
+/// One answer of `GATEWAY_PROBE`.
+#[derive(Debug, PartialEq, Eq)]
+struct GatewayProbe {
+    state: String,
+    restarts: u64,
+    healthy: bool,
+}
+
+impl GatewayProbe {
+    fn parse(text: &str) -> Self {
+        let field = |key: &str| {
+            text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' '))).unwrap_or("").trim()
+        };
+        GatewayProbe {
+            state: field("state").to_owned(),
+            restarts: field("restarts").parse().unwrap_or(0),
+            healthy: field("health") == "ok",
+        }
+    }
+
+    /// Why waiting longer is pointless, if it is: the unit failed or stopped (OpenClaw's
+    /// configuration errors end its restarts), restarted twice since the wait began, or the
+    /// time is up. `base`: the restart count when the wait began.
+    fn problem(&self, base: u64, waited: Duration, timeout: Duration, port: u16) -> Option<String> {
+        if self.state == "failed" || self.state == "inactive" {
+            Some(format!("the gateway service is {}", self.state))
+        } else if self.restarts >= base + 2 {
+            Some(format!("the gateway service keeps restarting ({} restarts while waiting)", self.restarts - base))
+        } else if waited >= timeout {
+            Some(format!(
+                "the gateway did not answer http://127.0.0.1:{port}/healthz in the VM within {} s (service {})",
+                timeout.as_secs(),
+                self.state
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// The journal lines after the probe's `journal` marker, fit for a terminal: colour codes
+/// removed, secret values redacted, other control characters escaped.
+fn journal_tail(probe_output: &str, secrets: &crate::secrets::SecretSet) -> String {
+    static ANSI: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]").expect("valid regex"));
+    let journal = probe_output.split_once("journal\n").map_or("", |(_, j)| j);
+    crate::ui::sanitize(&secrets.redact(&ANSI.replace_all(journal, "")))
 }
 
 /// What the VM says it was last provisioned with (`None`: never, or not to the end).
@@ -777,6 +805,27 @@ pub(crate) fn reset(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_probe_decides_when_waiting_is_pointless() {
+        let probe = GatewayProbe::parse("state activating\nrestarts 3\nhealth down\n");
+        assert_eq!(probe, GatewayProbe { state: "activating".into(), restarts: 3, healthy: false });
+        let (sec, min) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(probe.problem(3, sec, min, 18789), None);
+        assert_eq!(probe.problem(2, sec, min, 18789), None);
+        assert!(probe.problem(1, sec, min, 18789).is_some_and(|p| p.contains("keeps restarting (2 restarts")));
+        assert!(probe.problem(3, min, min, 18789).is_some_and(|p| p.contains("127.0.0.1:18789/healthz")));
+        let failed = GatewayProbe::parse("state failed\nrestarts 0\nhealth down\n");
+        assert_eq!(failed.problem(0, sec, min, 1).as_deref(), Some("the gateway service is failed"));
+        assert!(GatewayProbe::parse("state active\nrestarts 0\nhealth ok\n").healthy);
+    }
+
+    #[test]
+    fn journal_tail_drops_colours_and_redacts() {
+        let secrets = crate::secrets::tests::set(&[("OPENCLAW_GATEWAY_TOKEN", "tok-123456")]);
+        let out = "state failed\njournal\n\u{1b}[36m[gateway]\u{1b}[39m bad token tok-123456\u{7}\n";
+        assert_eq!(journal_tail(out, &secrets), "[gateway] bad token [OPENCLAW_GATEWAY_TOKEN redacted]\\u{7}\n");
+    }
 
     #[test]
     fn ansible_lines() {
