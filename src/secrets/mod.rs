@@ -210,10 +210,7 @@ pub(crate) mod tests {
 
     #[test]
     fn redact_replaces_every_value_longest_first() {
-        let mut set = SecretSet::default();
-        set.add("TOKEN".into(), "abcd1234".into(), "t".into()).expect("add");
-        set.add("PART".into(), "abcd".into(), "t".into()).expect("add");
-        set.add("PIN".into(), "42".into(), "t".into()).expect("add");
+        let set = set(&[("PART", "abcd"), ("TOKEN", "abcd1234"), ("PIN", "42")]);
         let text = "auth abcd1234 failed; prefix abcd; port 42";
         assert_eq!(set.redact(text), "auth [TOKEN redacted] failed; prefix [PART redacted]; port 42");
     }

@@ -2,6 +2,7 @@
 //! `status`, `ssh`, `doctor`, and the export `sync` reads. The `lima` backend goes through
 //! [`crate::lima::driver`]; the `ssh` backend's host is not owned by `sandbox`.
 
+mod gateway;
 mod up;
 
 pub(crate) use up::{Discard, Event, Provisioned, UpOptions, reset, up};
@@ -89,10 +90,10 @@ pub(crate) enum VmError {
     Unhealthy { failed: Vec<String> },
 
     #[error(
-        "{problem}\n{}  help: the journal above says why; fix the profile or the secrets and run `sandbox up` again (a slow VM may need --gateway-timeout, now {timeout} s); `sandbox ssh -- sudo journalctl -u openclaw-gateway.service` shows more",
+        "{problem}\n{}  help: {help}; `sandbox ssh -- sudo journalctl -u openclaw-gateway.service` shows more",
         if journal.trim().is_empty() { String::new() } else { format!("  the gateway's last log lines:\n{}", journal.lines().map(|l| format!("    {l}\n")).collect::<String>()) }
     )]
-    GatewayUnhealthy { problem: String, journal: String, timeout: u64 },
+    GatewayUnhealthy { problem: String, journal: String, help: String },
 
     #[error(
         "resetting the VM `{name}` discards every change the agent made that was not synced, and needs a confirmation\n  help: run it in a terminal, or pass --force"
@@ -359,7 +360,7 @@ else
   echo "firewall not-installed"
 fi
 if command -v curl >/dev/null 2>&1; then
-  if curl -fsS -m 3 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then echo "gateway ok"; else echo "gateway unreachable"; fi
+  if curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then echo "gateway ok"; else echo "gateway unreachable"; fi
 else
   echo "gateway unknown"
 fi

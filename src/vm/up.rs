@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 
-use super::{AUDIT_UNIT, GATEWAY_UNIT, VmError, as_root, lima_home, ssh, ssh_with, status};
+use super::{AUDIT_UNIT, GATEWAY_UNIT, VmError, as_root, lima_home, ssh_with, status};
 use crate::exec::{ANSIBLE_PLAYBOOK, Invocation};
 use crate::lima::driver::{Lima, Status};
 use crate::profile::{Backend, Profile};
@@ -69,8 +69,7 @@ pub(crate) struct UpReport {
     pub(crate) vm: &'static str,
     pub(crate) provisioned: Provisioned,
     pub(crate) baselines: Vec<PathBuf>,
-    /// Each health check: what, its state, and whether it passed. A gateway not installed yet is
-    /// reported but not a failure.
+    /// Each health check: what, and its state.
     pub(crate) health: Vec<(String, String)>,
 }
 
@@ -170,7 +169,13 @@ pub(crate) fn up(
     }));
 
     report(Event::Step("wait for the gateway"));
-    let waited = wait_for_gateway(profile, state_dir, options.gateway_timeout, &interrupt, &secrets)?;
+    let waited = super::gateway::wait(
+        profile,
+        state_dir,
+        options.gateway_timeout,
+        &|| interrupt.check("wait for the gateway"),
+        &secrets,
+    )?;
     report(Event::Done(format!("healthy after {:.1} s", waited.as_secs_f64())));
 
     report(Event::Step("health checks"));
@@ -330,7 +335,7 @@ fn wait_for_ssh(
 }
 
 /// Replaces, as root, the secrets file with stdin when it differs (root:root 0600, written to a
-/// temp file in the same folder, then renamed), and restarts the gateway if it runs. `$1`: the
+/// temp file in the same folder, then renamed), and restarts the gateway once it is installed (a failed one too). `$1`: the
 /// configuration folder. Prints `changed` or `unchanged`.
 const SECRETS_SCRIPT: &str = r#"set -eu
 d=$1; f=$d/secrets.env
@@ -343,7 +348,11 @@ chown root:root "$t"
 chmod 600 "$t"
 if [ -f "$f" ] && cmp -s "$t" "$f"; then echo unchanged; exit 0; fi
 mv -f "$t" "$f"
-systemctl try-restart openclaw-gateway.service 2>/dev/null || true
+# A unit that failed for want of a secret starts again now that the secrets changed.
+if systemctl is-enabled -q openclaw-gateway.service 2>/dev/null; then
+  systemctl reset-failed openclaw-gateway.service 2>/dev/null || true
+  systemctl restart openclaw-gateway.service
+fi
 echo changed
 "#;
 
@@ -372,101 +381,6 @@ fn deliver_secrets(
         _ => format!("written to {}/secrets.env ({names})", crate::render::context::CONFIG_DIR),
     };
     Ok((how, set))
-}
-
-/// Prints, as root in the VM, the gateway unit's state and restart count, whether its health
-/// endpoint answers, and with `--journal` the unit's last log lines. `$1`: the port.
-const GATEWAY_PROBE: &str = r#"set -u
-port=$1
-echo "state $(systemctl is-active openclaw-gateway.service 2>/dev/null || true)"
-echo "restarts $(systemctl show -p NRestarts --value openclaw-gateway.service 2>/dev/null || echo 0)"
-if curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then echo "health ok"; else echo "health down"; fi
-if [ "${2:-}" = --journal ]; then
-  echo "journal"
-  journalctl -u openclaw-gateway.service -n 15 --no-pager -o cat 2>/dev/null || true
-fi
-"#;
-
-/// Waits until the gateway answers its health endpoint through the VM's loopback. A unit that
-/// failed (OpenClaw's configuration errors stop the restarts) or keeps restarting ends the wait
-/// at once, with the unit's journal tail, secrets redacted.
-fn wait_for_gateway(
-    profile: &Profile,
-    state_dir: &Path,
-    timeout: Duration,
-    interrupt: &Interrupt,
-    secrets: &crate::secrets::SecretSet,
-) -> Result<Duration, VmError> {
-    let started = Instant::now();
-    let port = profile.gateway.port.to_string();
-    let mut first_restarts = None;
-    loop {
-        let out = ssh(profile, state_dir, &as_root(GATEWAY_PROBE, [port.clone()]))?.checked()?;
-        interrupt.check("wait for the gateway")?;
-        let probe = GatewayProbe::parse(&out.stdout_text());
-        if probe.healthy {
-            return Ok(started.elapsed());
-        }
-        let base = *first_restarts.get_or_insert(probe.restarts);
-        if let Some(problem) = probe.problem(base, started.elapsed(), timeout, profile.gateway.port) {
-            let with_journal = as_root(GATEWAY_PROBE, [port.clone(), "--journal".to_owned()]);
-            let journal = ssh(profile, state_dir, &with_journal)?
-                .output()
-                .map(|o| journal_tail(&o.stdout_text(), secrets))
-                .unwrap_or_default();
-            return Err(VmError::GatewayUnhealthy { problem, journal, timeout: timeout.as_secs() });
-        }
-        std::thread::sleep(Duration::from_secs(3));
-    }
-}
-
-/// One answer of `GATEWAY_PROBE`.
-#[derive(Debug, PartialEq, Eq)]
-struct GatewayProbe {
-    state: String,
-    restarts: u64,
-    healthy: bool,
-}
-
-impl GatewayProbe {
-    fn parse(text: &str) -> Self {
-        let field = |key: &str| {
-            text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' '))).unwrap_or("").trim()
-        };
-        GatewayProbe {
-            state: field("state").to_owned(),
-            restarts: field("restarts").parse().unwrap_or(0),
-            healthy: field("health") == "ok",
-        }
-    }
-
-    /// Why waiting longer is pointless, if it is: the unit failed or stopped (OpenClaw's
-    /// configuration errors end its restarts), restarted twice since the wait began, or the
-    /// time is up. `base`: the restart count when the wait began.
-    fn problem(&self, base: u64, waited: Duration, timeout: Duration, port: u16) -> Option<String> {
-        if self.state == "failed" || self.state == "inactive" {
-            Some(format!("the gateway service is {}", self.state))
-        } else if self.restarts >= base + 2 {
-            Some(format!("the gateway service keeps restarting ({} restarts while waiting)", self.restarts - base))
-        } else if waited >= timeout {
-            Some(format!(
-                "the gateway did not answer http://127.0.0.1:{port}/healthz in the VM within {} s (service {})",
-                timeout.as_secs(),
-                self.state
-            ))
-        } else {
-            None
-        }
-    }
-}
-
-/// The journal lines after the probe's `journal` marker, fit for a terminal: colour codes
-/// removed, secret values redacted, other control characters escaped.
-fn journal_tail(probe_output: &str, secrets: &crate::secrets::SecretSet) -> String {
-    static ANSI: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]").expect("valid regex"));
-    let journal = probe_output.split_once("journal\n").map_or("", |(_, j)| j);
-    crate::ui::sanitize(&secrets.redact(&ANSI.replace_all(journal, "")))
 }
 
 /// What the VM says it was last provisioned with (`None`: never, or not to the end).
@@ -805,27 +719,6 @@ pub(crate) fn reset(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gateway_probe_decides_when_waiting_is_pointless() {
-        let probe = GatewayProbe::parse("state activating\nrestarts 3\nhealth down\n");
-        assert_eq!(probe, GatewayProbe { state: "activating".into(), restarts: 3, healthy: false });
-        let (sec, min) = (Duration::from_secs(1), Duration::from_secs(60));
-        assert_eq!(probe.problem(3, sec, min, 18789), None);
-        assert_eq!(probe.problem(2, sec, min, 18789), None);
-        assert!(probe.problem(1, sec, min, 18789).is_some_and(|p| p.contains("keeps restarting (2 restarts")));
-        assert!(probe.problem(3, min, min, 18789).is_some_and(|p| p.contains("127.0.0.1:18789/healthz")));
-        let failed = GatewayProbe::parse("state failed\nrestarts 0\nhealth down\n");
-        assert_eq!(failed.problem(0, sec, min, 1).as_deref(), Some("the gateway service is failed"));
-        assert!(GatewayProbe::parse("state active\nrestarts 0\nhealth ok\n").healthy);
-    }
-
-    #[test]
-    fn journal_tail_drops_colours_and_redacts() {
-        let secrets = crate::secrets::tests::set(&[("OPENCLAW_GATEWAY_TOKEN", "tok-123456")]);
-        let out = "state failed\njournal\n\u{1b}[36m[gateway]\u{1b}[39m bad token tok-123456\u{7}\n";
-        assert_eq!(journal_tail(out, &secrets), "[gateway] bad token [OPENCLAW_GATEWAY_TOKEN redacted]\\u{7}\n");
-    }
 
     #[test]
     fn ansible_lines() {

@@ -145,8 +145,9 @@ in_vm 'sudo ps -eo args' >"$work/ps.out"
 ! grep -q "$token" "$work/ps.out" || fail "the token is in a process's arguments"
 [ "$(in_vm 'sudo cat /opt/openclaw/app/node_modules/openclaw/package.json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')" = "$gateway_version" ] ||
   fail "OpenClaw $gateway_version is not the installed version"
-[ -z "$(in_vm 'sudo find /opt/openclaw/ \( ! -user root -o -perm /022 \) ! -type l -print -quit')" ] ||
-  fail "something under /opt/openclaw is not root's, or is writable by others"
+# Assigned first, so that a failing ssh or find stops the script instead of passing the test.
+loose=$(in_vm 'sudo find /opt/openclaw/ \( ! -user root -o -perm /022 \) ! -type l -print -quit')
+[ -z "$loose" ] || fail "$loose under /opt/openclaw is not root's, or is writable by others"
 in_vm 'sudo docker image inspect --format "{{.Os}}" openclaw-sandbox:bookworm-slim' | grep -qx linux ||
   fail "the tool sandbox image was not imported"
 in_vm 'sudo docker run --rm --network none openclaw-sandbox:bookworm-slim cat /etc/debian_version' | grep -q '^12' ||
@@ -219,7 +220,11 @@ echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["works
 step "the token is nowhere it should not be"
 for f in "$work"/*.txt; do ! grep -q "$token" "$f" || fail "the token is in sandbox's output ($f)"; done
 ! grep -rq "$token" "$XDG_STATE_HOME" || fail "the token is in the state dir (logs, rendered files)"
-! in_vm "sudo journalctl --no-pager -q" | grep -q "$token" || fail "the token is in the VM's journal"
+# Into a file first: piped into `grep -q`, an early match would kill ssh with SIGPIPE and, under
+# pipefail, turn a found token into a pass.
+in_vm "sudo journalctl --no-pager -q" >"$work/journal.out"
+[ -s "$work/journal.out" ] || fail "the VM's journal came back empty"
+! grep -q "$token" "$work/journal.out" || fail "the token is in the VM's journal"
 
 step "stop the VM"
 bash "$vm" stop

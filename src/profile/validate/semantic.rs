@@ -629,6 +629,9 @@ fn check_gateway(
     };
     let registry = raw.registry.unwrap_or_else(|| DEFAULT_NPM_REGISTRY.to_owned());
     check_url(d, "gateway.registry", &registry, "an npm registry URL, e.g. `https://registry.npmjs.org/`");
+    if registry.starts_with("http://") {
+        d.warning("gateway.registry", "the gateway's code would be downloaded without TLS", "use an https:// registry");
+    }
     let node_raw = raw.node.unwrap_or_default();
     let node_version = node_raw.version.unwrap_or_else(|| DEFAULT_NODE_VERSION.to_owned());
     let numbers: Vec<u32> = node_version.split(['.', '-']).take(2).filter_map(|n| n.parse().ok()).collect();
