@@ -280,10 +280,30 @@ impl Tmux {
     /// Type `text` literally (no key names), and wait until the prompt line shows it.
     #[track_caller]
     pub(crate) fn type_text(&self, prompt: &str, text: &str) {
+        self.wait_for_raw_mode();
         self.tmux(&["send-keys", "-t", "init", "-l", text]);
         self.wait_until(&format!("{prompt} … › {text}"), |screen| {
             screen.lines().any(|l| l.contains(prompt) && l.trim_end().ends_with(&format!("› {text}")))
         });
+    }
+
+    /// Wait (up to 10 s) until the program reads keys in raw mode. Keys that arrive while its
+    /// terminal is still in canonical mode are echoed by the tty itself, and the prompt would
+    /// show them twice (the echo, then the program's own drawing) on a loaded machine.
+    #[allow(clippy::disallowed_methods)] // tests spawn stty directly
+    #[track_caller]
+    fn wait_for_raw_mode(&self) {
+        let tty = self.tmux(&["display-message", "-p", "-t", "init", "#{pane_tty}"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new("stty").args(["-F", tty.trim(), "-a"]).output().expect("run stty");
+            let modes = String::from_utf8_lossy(&out.stdout);
+            if modes.split_whitespace().any(|m| m == "-icanon") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the terminal never left canonical mode: {modes}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub(crate) fn key(&self, key: &str) {
