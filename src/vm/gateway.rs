@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{GATEWAY_UNIT, VmError, as_root, ssh_with};
+use super::{GATEWAY_UNIT, VmError, WAIT_SSH_OPTIONS as SSH_OPTIONS, as_root, ssh_with};
 use crate::profile::Profile;
 
 /// Prints, as root in the VM, the gateway unit's state and restart count and whether its health
@@ -25,9 +25,6 @@ if [ "$what" = --journal ]; then
   journalctl -u "$unit" -n 15 --no-pager -o cat 2>/dev/null || true
 fi
 "#;
-
-/// Like `wait_for_ssh`: a hung connection must not outlast the wait.
-const SSH_OPTIONS: [&str; 4] = ["BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=5", "ServerAliveCountMax=2"];
 
 /// Waits until the gateway answers its health endpoint. A unit that failed (OpenClaw's
 /// configuration errors stop the restarts) or keeps restarting ends the wait at once, with the
@@ -73,7 +70,7 @@ pub(super) fn wait(
                     .output()
                     .map(|o| journal_tail(&o.stdout_text(), secrets))
                     .unwrap_or_default();
-                let help = if probe.state == "failed" || probe.state == "inactive" {
+                let help = if probe.stopped() {
                     "fix what the log names (often the profile or a secret) and run `sandbox up` again".to_owned()
                 } else {
                     format!(
@@ -108,10 +105,15 @@ impl Probe {
         }
     }
 
+    /// Failed or stopped: OpenClaw's configuration errors end its restarts.
+    fn stopped(&self) -> bool {
+        self.state == "failed" || self.state == "inactive"
+    }
+
     /// Why waiting longer is pointless, if it is: the unit failed or stopped, restarted twice
     /// since the wait began, or the time is up. `base`: the restart count when the wait began.
     fn problem(&self, base: u64, waited: Duration, timeout: Duration, port: u16) -> Option<String> {
-        if self.state == "failed" || self.state == "inactive" {
+        if self.stopped() {
             Some(format!("the gateway service is {}", self.state))
         } else if self.restarts >= base + 2 {
             Some(format!("the gateway service keeps restarting ({} restarts while waiting)", self.restarts - base))

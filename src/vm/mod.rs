@@ -366,6 +366,11 @@ else
 fi
 "#;
 
+/// ssh options for the round trips of a wait: no prompt, and a hung connection ends well within
+/// the wait's own timeout.
+const WAIT_SSH_OPTIONS: [&str; 4] =
+    ["BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=5", "ServerAliveCountMax=2"];
+
 pub(crate) const GATEWAY_UNIT: &str = "openclaw-gateway.service";
 pub(crate) const AUDIT_UNIT: &str = "sandbox-overlay-audit.service";
 

@@ -312,9 +312,8 @@ fn wait_for_ssh(
     interrupt: &Interrupt,
 ) -> Result<Duration, VmError> {
     let started = Instant::now();
-    let options = ["BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=5", "ServerAliveCountMax=2"];
     loop {
-        let inv = ssh_with(profile, state_dir, &options, &["true".to_owned()])?;
+        let inv = ssh_with(profile, state_dir, &super::WAIT_SSH_OPTIONS, &["true".to_owned()])?;
         let out = inv.output()?;
         interrupt.check("wait for SSH")?;
         if out.success() {
@@ -335,8 +334,8 @@ fn wait_for_ssh(
 }
 
 /// Replaces, as root, the secrets file with stdin when it differs (root:root 0600, written to a
-/// temp file in the same folder, then renamed), and restarts the gateway once it is installed (a failed one too). `$1`: the
-/// configuration folder. Prints `changed` or `unchanged`.
+/// temp file in the same folder, then renamed), and then restarts the gateway if it is installed,
+/// a failed one too. `$1`: the configuration folder. Prints `changed` or `unchanged`.
 const SECRETS_SCRIPT: &str = r#"set -eu
 d=$1; f=$d/secrets.env
 umask 077

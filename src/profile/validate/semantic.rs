@@ -306,15 +306,7 @@ fn check_vm(
             );
         }
         let identity_file = ssh.identity_file.map(|f| {
-            let p = env.expand(&f, &base_of("vm.ssh.identity_file"));
-            if !p.is_file() {
-                d.error(
-                    "vm.ssh.identity_file",
-                    format!("`{}` does not exist", p.display()),
-                    "point at an SSH private key file",
-                );
-            }
-            p
+            existing_file(d, env, base_of, "vm.ssh.identity_file", &f, "", "point at an SSH private key file")
         });
         let port = ssh.port.unwrap_or(22);
         if port == 0 {
@@ -651,15 +643,7 @@ fn check_gateway(
         );
     }
     let archive = node_raw.archive.map(|a| {
-        let p = env.expand(&a, &base_of("gateway.node.archive"));
-        if !p.is_file() {
-            d.error(
-                "gateway.node.archive",
-                format!("`{}` does not exist", p.display()),
-                "point at a node-vNN-linux-ARCH.tar.xz archive",
-            );
-        }
-        p
+        existing_file(d, env, base_of, "gateway.node.archive", &a, "", "point at a node-vNN-linux-ARCH.tar.xz archive")
     });
     if let Some(sha) = node_raw.sha256.as_ref().filter(|s| s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit())) {
         d.error(
@@ -677,6 +661,24 @@ fn check_gateway(
         registry,
         node: NodeRuntime { version: node_version, archive, sha256: node_raw.sha256.map(|s| s.to_ascii_lowercase()) },
     }
+}
+
+/// `raw` expanded (`~`, `$VAR`, relative to the file that set `key`), with an error when no
+/// regular file is there. `noun` starts the message, e.g. "rules file ".
+fn existing_file(
+    d: &mut Diagnostics<'_>,
+    env: &Environment,
+    base_of: &dyn Fn(&str) -> PathBuf,
+    key: &str,
+    raw: &str,
+    noun: &str,
+    help: &str,
+) -> PathBuf {
+    let path = env.expand(raw, &base_of(key));
+    if !path.is_file() {
+        d.error(key, format!("{noun}`{}` does not exist", path.display()), help.to_owned());
+    }
+    path
 }
 
 /// An http(s) URL without whitespace or credentials: it is written into rendered files, and a
@@ -863,15 +865,9 @@ fn check_tool_sandbox(
         );
     }
     let rootfs = raw.rootfs.map(|a| {
-        let p = env.expand(&a, &base_of("tool_sandbox.rootfs"));
-        if !p.is_file() {
-            d.error(
-                "tool_sandbox.rootfs",
-                format!("`{}` does not exist", p.display()),
-                "point at a root filesystem archive (.tar, .tar.gz or .tar.xz), e.g. made with `debootstrap` and `tar`",
-            );
-        }
-        p
+        let help =
+            "point at a root filesystem archive (.tar, .tar.gz or .tar.xz), e.g. made with `debootstrap` and `tar`";
+        existing_file(d, env, base_of, "tool_sandbox.rootfs", &a, "", help)
     });
     let mirror = raw.mirror.unwrap_or_else(|| DEFAULT_DEBIAN_MIRROR.to_owned());
     check_url(d, "tool_sandbox.mirror", &mirror, "a Debian mirror, e.g. `http://deb.debian.org/debian`");
@@ -963,15 +959,8 @@ fn check_sync(
     let secret_rules = match raw.secret_rules.as_deref() {
         None | Some("builtin") => SecretRules::Builtin,
         Some(path) => {
-            let file = env.expand(path, &base_of("sync.secret_rules"));
-            if !file.is_file() {
-                d.error(
-                    "sync.secret_rules",
-                    format!("rules file `{}` does not exist", file.display()),
-                    "use `builtin` or the path of a gitleaks-format TOML file",
-                );
-            }
-            SecretRules::File(file)
+            let help = "use `builtin` or the path of a gitleaks-format TOML file";
+            SecretRules::File(existing_file(d, env, base_of, "sync.secret_rules", path, "rules file ", help))
         }
     };
     let confirm = raw.confirm.unwrap_or(true);
