@@ -187,6 +187,29 @@ fn ranges_are_checked() {
 }
 
 #[test]
+fn egress_rules_that_bypass_the_proxy_warn_and_the_host_address_is_checked() {
+    let profile = "name: n\nextends: default\nnetwork:\n  host_address: 10.0.2.2\n  egress:\n    allow:\n      - {cidr: 10.1.0.0/16}\n      - {cidr: 10.2.0.0/16, port: 443}\n      - {cidr: 10.3.0.0/16, port: 5432}\n";
+    let run = Test::new().profile("n", profile).args(["-p", "n", "profile", "validate"]).run().success();
+    let stderr = run.stderr();
+    assert!(stderr.contains("`network.egress.allow[0]`: `10.1.0.0/16` is open on every port to every program in the VM, past the egress proxy"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "`network.egress.allow[1]`: `10.2.0.0/16` port 443 lets every program in the VM reach it directly"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("allow[2]"), "{stderr}");
+    let doctor = Test::new().profile("n", profile).args(["-p", "n", "doctor"]).run();
+    assert!(doctor.stdout().contains("is open on every port to every program in the VM"), "{}", doctor.stdout());
+    Test::new()
+        .profile("h", "name: h\nextends: default\nnetwork: {host_address: host.lima.internal}\n")
+        .args(["-p", "h", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("`network.host_address`: `host.lima.internal` is not an IP address");
+}
+
+#[test]
 fn unreadable_and_malformed_files_are_clear_errors() {
     Test::new()
         .args(["-p", "./missing.yaml", "profile", "validate"])

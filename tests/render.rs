@@ -202,16 +202,75 @@ fn systemd_analyze_catches_a_broken_unit() {
 fn ufw_rules_load_in_iptables_restore() {
     for case in cases() {
         let (_, out, _run) = render_case(&case);
-        for (tool, file) in [("iptables-restore", "user.rules"), ("ip6tables-restore", "user6.rules")] {
-            let path = out.join("firewall/ufw").join(file);
-            let output = std::process::Command::new(tool)
-                .arg("--test")
-                .stdin(std::fs::File::open(&path).expect("rules"))
+        for (tool, suffix) in [("iptables-restore", ""), ("ip6tables-restore", "6")] {
+            // As ufw loads them: before, user, after, each with --noflush into one table, in a
+            // network namespace of their own (after.rules jumps to a chain before.rules made).
+            let files: Vec<String> = ["before", "user", "after"]
+                .iter()
+                .map(|f| out.join(format!("firewall/ufw/{f}{suffix}.rules")).display().to_string())
+                .collect();
+            let script = format!(
+                "set -e; for f in {}; do {tool} --noflush \"$f\" || {{ echo \"in $f\" >&2; exit 1; }}; done; {} -S sandbox-deny",
+                files.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(" "),
+                tool.trim_end_matches("-restore"),
+            );
+            let output = std::process::Command::new("unshare")
+                .args(["--net", "sh", "-c", &script])
                 .output()
-                .expect("iptables is installed (CI installs it)");
-            assert!(output.status.success(), "{}: {file}: {}", case.name, String::from_utf8_lossy(&output.stderr));
+                .expect("unshare is installed (util-linux)");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{}: {suffix}: {}{stdout}",
+                case.name,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(stdout.contains("--log-prefix \"[SANDBOX DENY] \""), "{}: {stdout}", case.name);
         }
     }
+}
+
+#[test]
+fn proxy_config_parses_in_squid() {
+    for case in cases() {
+        let (_, out, _run) = render_case(&case);
+        let conf = out.join("firewall/squid/squid.conf");
+        let output = std::process::Command::new("squid")
+            .args(["-k", "parse", "-f"])
+            .arg(&conf)
+            .output()
+            .expect("squid is installed (CI installs it)");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let problems: Vec<&str> =
+            stderr.lines().filter(|l| ["ERROR", "WARNING", "FATAL", "Bungled"].iter().any(|w| l.contains(w))).collect();
+        assert!(output.status.success() && problems.is_empty(), "{}: {stderr}", case.name);
+    }
+}
+
+#[test]
+fn web_egress_leaves_only_through_the_proxy() {
+    let case = cases().into_iter().find(|c| c.name == "default").expect("case");
+    let (_, out, _run) = render_case(&case);
+    let before = std::fs::read_to_string(out.join("firewall/ufw/before.rules")).expect("before");
+    let rules: Vec<&str> = before.lines().filter(|l| l.starts_with("-A")).collect();
+    let position = |needle: &str| rules.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}"));
+    // Only the proxy's user is let out on 80/443; the host comes after it, so even the proxy's
+    // port is closed to everyone else; the provisioning port is closed before the loopback opens.
+    assert!(
+        rules
+            .contains(&"-A ufw-before-output -p tcp -m multiport --dports 80,443 -m owner --uid-owner proxy -j ACCEPT")
+    );
+    assert!(position("--dport 3129 -m owner ! --uid-owner 0") < position("-o lo -j ACCEPT"));
+    assert!(rules.contains(&"-A ufw-before-output -d 192.168.5.2 -j sandbox-deny"), "{before}");
+    assert!(rules.contains(&"-A DOCKER-USER -j sandbox-deny"));
+    assert_eq!(rules.iter().filter(|l| l.contains("--uid-owner") && l.ends_with("ACCEPT")).count(), 1);
+    let after = std::fs::read_to_string(out.join("firewall/ufw/after.rules")).expect("after");
+    assert!(after.contains("-A ufw-after-output -j sandbox-deny"));
+    let squid = std::fs::read_to_string(out.join("firewall/squid/squid.conf")).expect("squid");
+    assert!(squid.contains(r"acl sandbox_allowed dstdom_regex -n -i ^api\.anthropic\.com\.?$"), "{squid}");
+    let access: Vec<&str> = squid.lines().filter(|l| l.starts_with("http_access")).collect();
+    assert_eq!(access.last(), Some(&"http_access deny all"));
+    assert_eq!(access.iter().filter(|l| l.starts_with("http_access allow")).count(), 2, "{access:?}");
 }
 
 #[test]

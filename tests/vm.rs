@@ -364,10 +364,39 @@ fn status_reports_pending_changes_services_firewall_and_gateway_over_ssh() {
     let units: Vec<&str> =
         json["units"].as_array().expect("units").iter().map(|u| u[0].as_str().expect("name")).collect();
     let view = format!("mnt-sandbox-view-{}.mount", name.replace('-', "\\x2d"));
-    assert_eq!(units, ["openclaw-gateway.service", "sandbox-overlay-audit.service", view.as_str(), "workspace.mount"]);
+    assert_eq!(
+        units,
+        [
+            "openclaw-gateway.service",
+            "sandbox-overlay-audit.service",
+            "squid.service",
+            view.as_str(),
+            "workspace.mount"
+        ]
+    );
     assert!(json["units"][0][1].as_str().is_some_and(|s| s != "active"), "{json}");
     assert!(json["firewall"].is_string() && json["gateway"].is_string(), "{json}");
     assert_ne!(json["gateway"], "ok", "no gateway listens here");
+    // The policy is the profile's; this machine does not enforce it, and status says which files
+    // differ (or are missing) instead of claiming it does.
+    let egress = &json["egress"];
+    assert_eq!(
+        egress["domains"],
+        serde_json::json!([
+            "api.anthropic.com",
+            "api.openai.com",
+            "registry.npmjs.org",
+            "github.com",
+            "api.github.com"
+        ]),
+        "{json}"
+    );
+    let stale: Vec<&str> =
+        egress["stale"].as_array().expect("stale").iter().map(|v| v.as_str().expect("path")).collect();
+    assert!(stale.contains(&"/etc/ufw/before.rules") && stale.contains(&"/etc/squid/squid.conf"), "{json}");
+    let text = crate::test::sandbox_in(&run.home, &run.home, &["--profile", "box", "status"], &[]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("in force in the VM: no, /etc/squid/squid.conf"), "{stdout}");
 }
 
 #[test]

@@ -370,6 +370,21 @@ fn status_text(s: &crate::vm::VmStatus) -> String {
     if let Some(g) = &s.gateway {
         out.push_str(&format!("gateway health: {}\n", crate::ui::sanitize(g)));
     }
+    if let Some(e) = &s.egress {
+        let list = |items: &[String]| if items.is_empty() { "none".to_owned() } else { items.join(", ") };
+        out.push_str("egress policy:\n");
+        out.push_str(&format!("  domains (through the proxy, ports 80 and 443): {}\n", list(&e.domains)));
+        out.push_str(&format!("  other destinations (network.egress.allow): {}\n", list(&e.rules)));
+        out.push_str(&format!("  DNS resolvers: {}\n", list(&e.resolvers)));
+        if e.stale.is_empty() {
+            out.push_str("  in force in the VM: yes (proxy and firewall files match the profile)\n");
+        } else {
+            out.push_str(&format!(
+                "  in force in the VM: no, {} differ from the profile; run `sandbox up --reprovision`\n",
+                e.stale.join(", ")
+            ));
+        }
+    }
     out
 }
 

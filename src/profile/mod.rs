@@ -165,6 +165,9 @@ pub(crate) struct Network {
     pub(crate) tailscale: bool,
     /// Host port (on 127.0.0.1 only) the gateway is forwarded to.
     pub(crate) gateway_port: u16,
+    /// Where the VM reaches the machine running it (Lima: `host.lima.internal`); the firewall
+    /// denies the VM every new connection to it.
+    pub(crate) host_address: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -71,6 +71,7 @@ pub(crate) struct RawNetwork {
     pub(crate) dns: Option<Vec<String>>,
     pub(crate) tailscale: Option<bool>,
     pub(crate) gateway_port: Option<u16>,
+    pub(crate) host_address: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,9 +1,11 @@
 //! The data templates see: the profile plus every derived name and path, computed once here so
 //! templates only place values and never compute them.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
-use crate::profile::{Backend, Bind, Install, Profile, Proto, VmType, WorkspaceMode};
+use crate::profile::{Backend, Bind, DomainPattern, Install, Profile, Proto, VmType, WorkspaceMode};
 use crate::render::filters::{docker_size, systemd_escape_path};
 
 /// Where overlay lowers (the read-only host mounts) appear in the guest.
@@ -23,6 +25,17 @@ pub(crate) const CONFIG_DIR: &str = "/etc/openclaw";
 pub(crate) const STATE_DIR: &str = "/var/lib/openclaw";
 /// The overlay audit log directory (systemd `LogsDirectory=sandbox`, root-owned).
 pub(crate) const AUDIT_LOG: &str = "/var/log/sandbox/overlay-audit.log";
+/// The egress proxy (squid) runs as Debian's and Ubuntu's `proxy` system user: the only user
+/// the firewall lets out on ports 80 and 443.
+pub(crate) const PROXY_USER: &str = "proxy";
+/// The proxy's port for the agent, the gateway and the tool containers (domain allowlist).
+pub(crate) const PROXY_PORT: u16 = 3128;
+/// The proxy's port for provisioning (apt, npm, downloads): on 127.0.0.1, and the firewall lets
+/// only root connect to it.
+pub(crate) const PROVISION_PROXY_PORT: u16 = 3129;
+/// Docker's default bridge, pinned (daemon.json `bip`) so that containers find the proxy at a
+/// fixed address.
+pub(crate) const DOCKER_BRIDGE: &str = "172.17.0.1/16";
 /// Lima's resolver on the user-mode network, used when the profile lists no DNS servers.
 pub(crate) const LIMA_DNS: &str = "192.168.5.3";
 
@@ -35,6 +48,7 @@ pub(crate) struct Context {
     pub(crate) overlays: Vec<WorkspaceContext>,
     pub(crate) gateway: GatewayContext,
     pub(crate) firewall: FirewallContext,
+    pub(crate) proxy: ProxyContext,
     pub(crate) tool_sandbox: ToolSandboxContext,
     pub(crate) paths: PathsContext,
     pub(crate) egress_domains: Vec<String>,
@@ -115,6 +129,23 @@ pub(crate) struct FirewallContext {
     pub(crate) ssh_port: u16,
     pub(crate) v4: Vec<FirewallRule>,
     pub(crate) v6: Vec<FirewallRule>,
+    /// The DNS resolvers the VM may query (the profile's, else Lima's).
+    pub(crate) resolvers: Vec<String>,
+    /// The machine running the VM, by address family: every new connection to it is denied.
+    pub(crate) host_v4: Option<String>,
+    pub(crate) host_v6: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ProxyContext {
+    pub(crate) user: &'static str,
+    pub(crate) port: u16,
+    pub(crate) provision_port: u16,
+    /// Docker's bridge address with its prefix, and the proxy's URL for containers on it.
+    pub(crate) docker_bridge: &'static str,
+    pub(crate) container_url: String,
+    /// One anchored, case-insensitive squid `dstdom_regex` per allowed domain pattern.
+    pub(crate) domain_regexes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -268,7 +299,25 @@ impl Context {
                 working_directory: workspaces.first().map_or_else(|| STATE_DIR.to_owned(), |w| w.guest.clone()),
                 writable_paths,
             },
-            firewall: FirewallContext { ssh_port: profile.vm.ssh.as_ref().map_or(22, |s| s.guest_port), v4, v6 },
+            firewall: FirewallContext {
+                ssh_port: profile.vm.ssh.as_ref().map_or(22, |s| s.guest_port),
+                v4,
+                v6,
+                resolvers,
+                host_v4: profile.network.host_address.filter(IpAddr::is_ipv4).map(|a| a.to_string()),
+                host_v6: profile.network.host_address.filter(IpAddr::is_ipv6).map(|a| a.to_string()),
+            },
+            proxy: ProxyContext {
+                user: PROXY_USER,
+                port: PROXY_PORT,
+                provision_port: PROVISION_PROXY_PORT,
+                docker_bridge: DOCKER_BRIDGE,
+                container_url: format!(
+                    "http://{}:{PROXY_PORT}",
+                    DOCKER_BRIDGE.split_once('/').map_or(DOCKER_BRIDGE, |(ip, _)| ip)
+                ),
+                domain_regexes: profile.network.egress.allow_domains.iter().map(domain_regex).collect(),
+            },
             tool_sandbox: ToolSandboxContext {
                 mode: if ts.enabled { ts.mode.clone() } else { "off".to_owned() },
                 scope: ts.scope.clone(),
@@ -306,6 +355,47 @@ impl Context {
             roles_path: profile.provision.roles_path.iter().map(|p| p.display().to_string()).collect(),
             workspaces,
             overlays,
+        }
+    }
+}
+
+/// The squid `dstdom_regex` for a domain pattern: `example.com` matches that host only,
+/// `*.example.com` every name below it but not the apex (the profile's documented meaning;
+/// squid's own `.example.com` would also match the apex). A trailing dot is the same name.
+fn domain_regex(pattern: &DomainPattern) -> String {
+    let escaped = pattern.domain.replace('.', r"\.");
+    if pattern.wildcard { format!(r"\.{escaped}\.?$") } else { format!(r"^{escaped}\.?$") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// squid matches these as POSIX extended regexes, case-insensitively (`-i`); for these
+    /// patterns (literals, `\.`, `^`, `$`, `?`) the regex crate has the same meaning.
+    fn matches(pattern: &str, host: &str) -> bool {
+        let re = regex::RegexBuilder::new(&domain_regex(&DomainPattern::parse(pattern).expect("pattern")))
+            .case_insensitive(true)
+            .build()
+            .expect("regex");
+        re.is_match(host)
+    }
+
+    #[test]
+    fn exact_domains_match_that_host_only() {
+        assert!(matches("api.example.com", "api.example.com"));
+        assert!(matches("api.example.com", "API.Example.com."));
+        for other in ["x.api.example.com", "api.example.com.evil.net", "apixexample.com", "evil-api.example.com"] {
+            assert!(!matches("api.example.com", other), "{other}");
+        }
+    }
+
+    #[test]
+    fn wildcards_match_subdomains_but_not_the_apex() {
+        assert!(matches("*.example.com", "a.example.com"));
+        assert!(matches("*.example.com", "a.b.example.com"));
+        for other in ["example.com", "evilexample.com", "a.example.com.evil.net", "10.0.0.1"] {
+            assert!(!matches("*.example.com", other), "{other}");
         }
     }
 }

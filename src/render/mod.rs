@@ -23,7 +23,7 @@ use crate::profile::Profile;
 use context::Context;
 
 /// Templates compiled into the binary, by name.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("lima/instance.yaml", include_str!("../../templates/lima/instance.yaml.j2")),
     ("systemd/workspace.mount", include_str!("../../templates/systemd/workspace.mount.j2")),
     ("systemd/view.mount", include_str!("../../templates/systemd/view.mount.j2")),
@@ -35,6 +35,9 @@ const TEMPLATES: [(&str, &str); 11] = [
     ("firewall/default-ufw", include_str!("../../firewall/default-ufw.j2")),
     ("firewall/ufw.conf", include_str!("../../firewall/ufw.conf.j2")),
     ("firewall/user.rules", include_str!("../../firewall/user.rules.j2")),
+    ("firewall/before.rules", include_str!("../../firewall/before.rules.j2")),
+    ("firewall/after.rules", include_str!("../../firewall/after.rules.j2")),
+    ("firewall/squid.conf", include_str!("../../firewall/squid.conf.j2")),
 ];
 
 /// A template value from any serialisable Rust value.
@@ -105,6 +108,12 @@ pub(crate) fn render(profile: &Profile) -> Result<Vec<Rendered>, RenderError> {
     push("firewall/ufw/user.rules".into(), 0o640, run("firewall/user.rules", v4)?);
     let v6 = minijinja::context! { suffix => "6", family_rules => crate::render::to_value(&ctx.firewall.v6), any_net => "::/0" };
     push("firewall/ufw/user6.rules".into(), 0o640, run("firewall/user.rules", v6)?);
+    for (suffix, v6, host) in [("", false, &ctx.firewall.host_v4), ("6", true, &ctx.firewall.host_v6)] {
+        let family = minijinja::context! { suffix, v6, host };
+        push(format!("firewall/ufw/before{suffix}.rules"), 0o640, run("firewall/before.rules", family.clone())?);
+        push(format!("firewall/ufw/after{suffix}.rules"), 0o640, run("firewall/after.rules", family)?);
+    }
+    push("firewall/squid/squid.conf".into(), 0o644, run("firewall/squid.conf", none.clone())?);
     push("ansible/inventory.yml".into(), 0o644, run("ansible/inventory.yml", none.clone())?);
     push("ansible/group_vars/sandbox.yml".into(), 0o644, run("ansible/group_vars.yml", none.clone())?);
     push("gateway/openclaw.json".into(), 0o640, run("gateway/openclaw.json", none)?);

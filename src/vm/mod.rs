@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::exec::{ANSIBLE_PLAYBOOK, ExecError, Invocation, LIMACTL, SSH, Tool};
 use crate::lima::driver::{Lima, LimaError, Status};
 use crate::profile::{Backend, Profile};
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum VmError {
@@ -328,16 +329,18 @@ fn read_header(reader: &mut impl std::io::Read) -> std::io::Result<String> {
 }
 
 /// Reports, as root in the VM, one `key value...` line per fact: each upper's entry count and
-/// bytes, each unit's state, the firewall and the gateway's health. `$1` is the gateway port,
-/// then `--uppers` and `--units` lists.
+/// bytes, each unit's state, each network policy file's sha256, the firewall and the gateway's
+/// health. `$1` is the gateway port, then `--uppers`, `--units` and `--policy` lists.
 const STATUS_SCRIPT: &str = r#"set -u
 port=$1; shift
 mode=
 for a in "$@"; do
   case "$a" in
-    --uppers|--units) mode=$a; continue ;;
+    --uppers|--units|--policy) mode=$a; continue ;;
   esac
-  if [ "$mode" = --uppers ]; then
+  if [ "$mode" = --policy ]; then
+    if [ -r "$a" ]; then echo "policy $a $(sha256sum < "$a" | cut -d ' ' -f 1)"; else echo "policy $a missing"; fi
+  elif [ "$mode" = --uppers ]; then
     if [ -d "$a" ]; then
       n=$(find "$a" -mindepth 1 -printf x | wc -c)
       b=$(find "$a" -type f -printf '%s
@@ -373,6 +376,7 @@ const WAIT_SSH_OPTIONS: [&str; 4] =
 
 pub(crate) const GATEWAY_UNIT: &str = "openclaw-gateway.service";
 pub(crate) const AUDIT_UNIT: &str = "sandbox-overlay-audit.service";
+pub(crate) const PROXY_UNIT: &str = "squid.service";
 
 /// What `status` reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -385,7 +389,33 @@ pub(crate) struct VmStatus {
     pub(crate) units: Vec<(String, String)>,
     pub(crate) firewall: Option<String>,
     pub(crate) gateway: Option<String>,
+    /// The profile's egress policy, and whether the VM enforces exactly it.
+    pub(crate) egress: Option<EgressStatus>,
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct EgressStatus {
+    /// `network.egress.allow_domains`: reachable through the proxy on ports 80 and 443.
+    pub(crate) domains: Vec<String>,
+    /// `network.egress.allow` entries, as `CIDR PROTO [PORT]`.
+    pub(crate) rules: Vec<String>,
+    /// DNS resolvers the VM may query.
+    pub(crate) resolvers: Vec<String>,
+    /// Policy files in the VM (proxy and firewall) that differ from what the profile renders,
+    /// or are missing; empty when the VM enforces the profile's policy.
+    pub(crate) stale: Vec<String>,
+}
+
+/// Where `up` installs each rendered network policy file in the VM.
+const POLICY_FILES: [(&str, &str); 7] = [
+    ("/etc/squid/squid.conf", "firewall/squid/squid.conf"),
+    ("/etc/ufw/before.rules", "firewall/ufw/before.rules"),
+    ("/etc/ufw/user.rules", "firewall/ufw/user.rules"),
+    ("/etc/ufw/after.rules", "firewall/ufw/after.rules"),
+    ("/etc/ufw/before6.rules", "firewall/ufw/before6.rules"),
+    ("/etc/ufw/user6.rules", "firewall/ufw/user6.rules"),
+    ("/etc/ufw/after6.rules", "firewall/ufw/after6.rules"),
+];
 
 /// A workspace's changes in the VM, not synced yet.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -413,6 +443,7 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
         units: Vec::new(),
         firewall: None,
         gateway: None,
+        egress: None,
     };
     if profile.vm.backend == Backend::Lima {
         let lima = Lima::new(&lima_home(state_dir));
@@ -433,7 +464,7 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
         .iter()
         .map(|w| (w.host.clone(), format!("{}/{}/upper", crate::render::context::OVERLAY_ROOT, w.name)))
         .collect();
-    let mut units = vec![GATEWAY_UNIT.to_owned(), AUDIT_UNIT.to_owned()];
+    let mut units = vec![GATEWAY_UNIT.to_owned(), AUDIT_UNIT.to_owned(), PROXY_UNIT.to_owned()];
     for ws in crate::render::context::Context::new(profile).overlays {
         units.push(ws.view_unit);
         units.push(ws.mount_unit);
@@ -442,9 +473,13 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
         .chain(std::iter::once("--uppers".to_owned()))
         .chain(uppers.iter().map(|(_, u)| u.clone()))
         .chain(std::iter::once("--units".to_owned()))
-        .chain(units.iter().cloned());
+        .chain(units.iter().cloned())
+        .chain(std::iter::once("--policy".to_owned()))
+        .chain(POLICY_FILES.iter().map(|(vm, _)| (*vm).to_owned()));
     let command = as_root(STATUS_SCRIPT, args);
     let output = ssh(profile, state_dir, &command)?.checked()?;
+    let expected = expected_policy(profile)?;
+    let mut egress = egress_policy(profile);
     for line in output.stdout_text().lines() {
         let words: Vec<&str> = line.split(' ').collect();
         match words.as_slice() {
@@ -471,10 +506,50 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
             ["unit", unit, state @ ..] => out.units.push(((*unit).to_owned(), state.join(" "))),
             ["firewall", rest @ ..] => out.firewall = Some(rest.join(" ")),
             ["gateway", rest @ ..] => out.gateway = Some(rest.join(" ")),
+            ["policy", path, hash] if expected.iter().any(|(p, h)| p == path && h != hash) => {
+                egress.stale.push((*path).to_owned());
+            }
             _ => {}
         }
     }
+    out.egress = Some(egress);
     Ok(out)
+}
+
+/// The sha256 of each policy file as the profile renders it, by its path in the VM.
+fn expected_policy(profile: &Profile) -> Result<Vec<(String, String)>, VmError> {
+    let rendered = crate::render::render(profile)?;
+    Ok(POLICY_FILES
+        .iter()
+        .filter_map(|(vm, rel)| {
+            let file = rendered.iter().find(|r| r.rel_path == std::path::Path::new(rel))?;
+            Some(((*vm).to_owned(), crate::sync::manifest::hex(&Sha256::digest(&file.bytes))))
+        })
+        .collect())
+}
+
+fn egress_policy(profile: &Profile) -> EgressStatus {
+    let ctx = crate::render::context::Context::new(profile);
+    let egress = &profile.network.egress;
+    EgressStatus {
+        domains: egress.allow_domains.iter().map(ToString::to_string).collect(),
+        rules: egress
+            .allow
+            .iter()
+            .map(|r| {
+                let proto = match r.proto {
+                    crate::profile::Proto::Tcp => "tcp",
+                    crate::profile::Proto::Udp => "udp",
+                };
+                match r.port {
+                    Some(port) => format!("{} {proto} {port}", r.cidr),
+                    None => format!("{} {proto} (every port)", r.cidr),
+                }
+            })
+            .collect(),
+        resolvers: ctx.firewall.resolvers,
+        stale: Vec::new(),
+    }
 }
 
 /// One line of `doctor`.

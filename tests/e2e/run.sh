@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/e2e/run.sh: the end-to-end scenario on a real booted VM (tests/e2e/vm.sh), through the
 # real `sandbox` binary and the ssh backend:
-#   `up` provisions the VM with the real ansible-playbook (overlay mount units, firewall, audit,
-#   docker, service user) -> an "agent" running as the service user edits, creates, deletes and
-#   renames files in /workspace -> `status` shows them -> `sync --yes` applies exactly those
+#   `up` provisions the VM with the real ansible-playbook (overlay mount units, firewall, egress
+#   proxy, audit, docker, service user) -> the network red-team test (tests/e2e/redteam.sh) -> an
+#   "agent" running as the service user edits, creates, deletes and renames files in /workspace -> `status` shows them -> `sync --yes` applies exactly those
 #   changes to the host workspace -> a planted secret is refused -> a second `up` is a no-op and
 #   `up --reprovision` changes nothing -> `reset` clears the overlay.
 #
@@ -79,6 +79,8 @@ workspaces: [{host: $work/home/ws, name: workspace}]
 secrets: {sources: [{file: $work/home/.config/sandbox/secrets.env}]}
 gateway: {node: {version: "$node_version", archive: $node_archive, sha256: $node_sha256}}
 tool_sandbox: {rootfs: $rootfs}
+# The red-team test's names (its servers answer at qemu's host address, 10.0.2.2).
+network: {host_address: 10.0.2.2, egress: {allow_domains: [allowed.test, "*.wild.test"]}}
 EOF
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.local/state NO_COLOR=1
 sb() { (cd "$HOME" && "$sandbox" --profile vm "$@"); }
@@ -153,6 +155,9 @@ in_vm 'sudo docker image inspect --format "{{.Os}}" openclaw-sandbox:bookworm-sl
 in_vm 'sudo docker run --rm --network none openclaw-sandbox:bookworm-slim cat /etc/debian_version' | grep -q '^12' ||
   fail "the tool sandbox image does not run"
 
+step "network containment: the red-team test (tests/e2e/redteam.sh)"
+E2E_DIR=$E2E_DIR bash "$root/tests/e2e/redteam.sh"
+
 step "an agent running as the service user works in /workspace"
 in_vm 'sudo -u openclaw sh -euc "cd /workspace; printf \"A2\n\" > a.txt; printf \"new\n\" > new.txt;
   mkdir d; printf \"x\n\" > d/x.txt; rm old.txt; mv sub/ren.txt sub/ren2.txt"'
@@ -161,7 +166,7 @@ in_vm 'sudo grep -q "ren2.txt" /var/log/sandbox/overlay-audit.log' || fail "the 
 
 step "status reports the pending changes over SSH"
 status=$(sb status --json)
-echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert s["state"]=="reachable", s; assert w["entries"] >= 7 and w["bytes"] >= 9, w; assert s["firewall"]=="active", s; assert s["gateway"]=="ok", s' \
+echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert s["state"]=="reachable", s; assert w["entries"] >= 7 and w["bytes"] >= 9, w; assert s["firewall"]=="active", s; assert s["gateway"]=="ok", s; e=s["egress"]; assert e["stale"]==[] and e["domains"]==["allowed.test","*.wild.test"], e' \
   || fail "status: $status"
 
 step "sync pulls the upper from the VM and applies exactly those changes"

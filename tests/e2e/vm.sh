@@ -551,7 +551,8 @@ cmd_stop() {
 # from the same mirror and .deb cache as the image (the guest doing it under TCG would take
 # minutes). Prints the archive's path.
 cmd_rootfs() {
-  local out=$E2E_DIR/tool-rootfs.tar.gz mirror stage=$E2E_DIR/rootfs.tmp
+  # Named for its contents, so that a cache built with other packages is not reused.
+  local out=$E2E_DIR/tool-rootfs-curl-ping.tar.gz mirror stage=$E2E_DIR/rootfs.tmp
   if [[ -s $out ]]; then
     echo "$out"
     return 0
@@ -561,7 +562,9 @@ cmd_rootfs() {
   umount_below "$stage" 2>/dev/null || true
   rm -rf "$stage"
   mkdir -p "$stage" "$DEB_CACHE"
-  if ! debootstrap --variant=minbase --cache-dir="$DEB_CACHE" "$SUITE" "$stage/root" "$mirror" >>"$BUILD_LOG" 2>&1; then
+  # curl and ping: the red-team test's tools inside the container.
+  if ! debootstrap --variant=minbase --include=curl,iputils-ping --cache-dir="$DEB_CACHE" "$SUITE" "$stage/root" "$mirror" \
+    >>"$BUILD_LOG" 2>&1; then
     umount_below "$stage"
     die "debootstrap (tool rootfs) failed; see $BUILD_LOG"
   fi

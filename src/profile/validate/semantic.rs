@@ -29,6 +29,8 @@ pub(crate) const DEFAULT_GATEWAY_PORT: u16 = 18789;
 pub(crate) const DEFAULT_TOOL_IMAGE: &str = "openclaw-sandbox:bookworm-slim";
 pub(crate) const DEFAULT_NPM_REGISTRY: &str = "https://registry.npmjs.org/";
 /// Debian mirror the VM debootstraps the tool image from when the profile gives no `rootfs`.
+/// `host.lima.internal` on Lima's user-mode network.
+const LIMA_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 168, 5, 2);
 pub(crate) const DEFAULT_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Guest paths a workspace may not be mounted at or under: the guest OS needs them.
@@ -65,7 +67,7 @@ pub(crate) fn check(raw: RawProfile, loaded: &Loaded, env: &Environment, d: &mut
     let vm = check_vm(raw.vm.unwrap_or_default(), env, &base_of, d);
     let workspaces = check_workspaces(raw.workspaces.unwrap_or_default(), env, &base_of, d);
     let gateway = check_gateway(raw.gateway.unwrap_or_default(), env, &base_of, d);
-    let network = check_network(raw.network.unwrap_or_default(), gateway.port, d);
+    let network = check_network(raw.network.unwrap_or_default(), gateway.port, vm.backend, d);
     let secrets = check_secrets(raw.secrets.unwrap_or_default(), env, &base_of, &workspaces, d);
     let tool_sandbox = check_tool_sandbox(raw.tool_sandbox.unwrap_or_default(), env, &base_of, d);
     let sync = check_sync(raw.sync.unwrap_or_default(), env, &base_of, d);
@@ -499,7 +501,12 @@ fn check_workspaces(
     out
 }
 
-fn check_network(raw: crate::profile::raw::RawNetwork, gateway_port: u16, d: &mut Diagnostics<'_>) -> Network {
+fn check_network(
+    raw: crate::profile::raw::RawNetwork,
+    gateway_port: u16,
+    backend: Backend,
+    d: &mut Diagnostics<'_>,
+) -> Network {
     let egress = raw.egress.unwrap_or_default();
     let mut allow_domains = Vec::new();
     for (i, domain) in egress.allow_domains.unwrap_or_default().iter().enumerate() {
@@ -545,6 +552,19 @@ fn check_network(raw: crate::profile::raw::RawNetwork, gateway_port: u16, d: &mu
                 "narrow the CIDR to the hosts you need",
             );
         }
+        match rule.port {
+            None => d.warning(
+                &path,
+                format!("`{cidr}` is open on every port to every program in the VM, past the egress proxy"),
+                "add `port:` for the one service you need",
+            ),
+            Some(port @ (80 | 443)) => d.warning(
+                &path,
+                format!("`{cidr}` port {port} lets every program in the VM reach it directly, without the proxy's domain check"),
+                "list the host's name in `network.egress.allow_domains` instead",
+            ),
+            Some(_) => {}
+        }
         allow.push(EgressRule { cidr, port: rule.port, proto });
     }
     let mut dns = Vec::new();
@@ -566,7 +586,26 @@ fn check_network(raw: crate::profile::raw::RawNetwork, gateway_port: u16, d: &mu
             "use a port from 1024 to 65535",
         );
     }
-    Network { egress: Egress { allow_domains, allow }, dns, tailscale: raw.tailscale.unwrap_or(false), gateway_port }
+    let host_address = match raw.host_address.as_deref().map(str::parse::<IpAddr>) {
+        Some(Ok(ip)) => Some(ip),
+        Some(Err(_)) => {
+            d.error(
+                "network.host_address",
+                format!("`{}` is not an IP address", raw.host_address.as_deref().unwrap_or_default()),
+                "give the address at which the VM reaches this machine, such as `192.168.5.2`",
+            );
+            None
+        }
+        None if backend == Backend::Lima => Some(IpAddr::V4(LIMA_HOST)),
+        None => None,
+    };
+    Network {
+        egress: Egress { allow_domains, allow },
+        dns,
+        tailscale: raw.tailscale.unwrap_or(false),
+        gateway_port,
+        host_address,
+    }
 }
 
 fn check_gateway(

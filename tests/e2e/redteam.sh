@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# tests/e2e/redteam.sh: the network containment red-team test, on a VM `sandbox up` provisioned
+# (run by run.sh; also on its own against a running e2e VM whose profile allows `allowed.test`
+# and `*.wild.test` and sets `network.host_address: 10.0.2.2`).
+#
+# Traffic goes only to servers this script starts on this machine's loopback
+# (redteam_servers.py), which the VM reaches at qemu's host address 10.0.2.2; the test names
+# resolve to it through /etc/hosts in the VM. As the agent user (openclaw, no sudo) and from
+# inside tool containers it tries every way out it can think of; each attempt must fail, and
+# the network ones must be logged ("[SANDBOX DENY]" in the kernel log, or TCP_DENIED in the
+# proxy's log) and never reach a server. An allowed domain must work through the proxy.
+#
+# Needs root on this machine (the servers bind ports 53, 80 and 443 on 127.0.0.1).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+vm=$here/vm.sh
+: "${E2E_DIR:=/tmp/sandbox-e2e}"
+export E2E_DIR
+fail() { echo "e2e: FAILED: red team: $*" >&2; exit 1; }
+step() { echo "== e2e: red team: $*"; }
+in_vm() { bash "$vm" ssh -- "$@"; }
+
+rt=$(mktemp -d)
+servers_pid=
+cleanup_rt() { [[ -z $servers_pid ]] || kill "$servers_pid" 2>/dev/null || true; rm -rf "$rt"; }
+trap cleanup_rt EXIT
+
+step "start the test servers on 127.0.0.1 (HTTP 80/8080, HTTPS 443, TCP 9999, UDP 53/5353)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=allowed.test \
+  -addext "subjectAltName=DNS:allowed.test,DNS:sub.wild.test,DNS:blocked.test" \
+  -keyout "$rt/key.pem" -out "$rt/cert.pem" 2>/dev/null
+: >"$rt/events"
+python3 "$here/redteam_servers.py" "$rt/events" "$rt/cert.pem" "$rt/key.pem" >"$rt/servers.out" 2>&1 &
+servers_pid=$!
+for _ in $(seq 50); do grep -q ready "$rt/servers.out" && break; sleep 0.1; done
+grep -q ready "$rt/servers.out" || fail "the test servers did not start: $(cat "$rt/servers.out")"
+
+# The test names, and the certificate (not its key), in the VM.
+in_vm 'sudo sh -c "grep -q allowed.test /etc/hosts || echo \"10.0.2.2 allowed.test sub.wild.test blocked.test\" >> /etc/hosts"'
+in_vm 'cat > /tmp/redteam-ca.pem && chmod 644 /tmp/redteam-ca.pem' <"$rt/cert.pem"
+uid=$(in_vm 'id -u openclaw')
+# A missing tool would make an attempt fail for the wrong reason.
+[ "$(in_vm 'sudo -u openclaw sh -c "command -v curl ping python3 iptables ufw docker" | wc -l')" = 6 ] ||
+  fail "a tool the attempts use is missing in the VM"
+[ "$(in_vm "sudo docker run --rm --network none openclaw-sandbox:bookworm-slim bash -c 'command -v curl ping' | wc -l")" = 2 ] ||
+  fail "the tool image lacks curl or ping"
+
+since=$(in_vm 'date +%s')
+proxy=http://127.0.0.1:3128
+image=openclaw-sandbox:bookworm-slim
+
+# agent CMD: runs CMD (one shell string) as the agent user in the VM.
+agent() { in_vm "sudo -u openclaw sh -c $(printf %q "$1")"; }
+# container NETWORK CMD: runs CMD (bash) in a tool container (as its root), on NETWORK, with
+# the proxy settings OpenClaw gives its containers and the test names in its /etc/hosts.
+container() {
+  in_vm "sudo docker run --rm --network $1 -e HTTPS_PROXY=http://172.17.0.1:3128 -e HTTP_PROXY=http://172.17.0.1:3128 \
+    --add-host allowed.test:10.0.2.2 --add-host blocked.test:10.0.2.2 \
+    -v /tmp/redteam-ca.pem:/ca.pem:ro $image bash -c $(printf %q "$2")"
+}
+# refused WHAT RUNNER ARG... : the attempt must fail.
+refused() {
+  local what=$1; shift
+  if "$@" >"$rt/out" 2>&1; then fail "$what: it worked: $(head -c 300 "$rt/out")"; fi
+  echo "   refused: $what"
+}
+# logged WHAT SUBSTRING... : a "[SANDBOX DENY]" kernel log line since the start has them all.
+logged() {
+  local what=$1; shift
+  local s
+  for _ in 1 2 3 4 5 6; do
+    in_vm "sudo journalctl -k -q --no-pager -o cat --since=@$since" >"$rt/klog"
+    grep -F '[SANDBOX DENY]' "$rt/klog" >"$rt/match" || true
+    for s in "$@"; do grep -F -- "$s" "$rt/match" >"$rt/match.next" || true; mv "$rt/match.next" "$rt/match"; done
+    [[ -s $rt/match ]] && { echo "   logged: $what"; return 0; }
+    sleep 1
+  done
+  fail "$what: no [SANDBOX DENY] log line with: $*"
+}
+# proxy_denied WHAT URL-PART: the proxy's log has a TCP_DENIED line for it.
+proxy_denied() {
+  in_vm 'sudo cat /var/log/squid/access.log' >"$rt/access"
+  grep -F TCP_DENIED "$rt/access" | grep -qF -- "$2" || fail "$1: the proxy did not log a denial of $2"
+  echo "   logged by the proxy: $1"
+}
+# never WHAT PATTERN: no server event matches (a JSON fragment).
+never() {
+  if grep -qF -- "$2" "$rt/events"; then fail "$1: it reached the test server: $(grep -F -- "$2" "$rt/events")"; fi
+}
+
+step "an allowed domain works through the proxy, for the agent and from a bridge container"
+agent "curl -fsS -m 20 -x $proxy --cacert /tmp/redteam-ca.pem https://allowed.test/agent-allowed-https" |
+  grep -qx 'redteam https /agent-allowed-https' || fail "HTTPS to an allowed domain through the proxy does not work"
+agent "curl -fsS -m 20 -x $proxy http://sub.wild.test/agent-allowed-wildcard" |
+  grep -qx 'redteam http /agent-allowed-wildcard' || fail "HTTP to a *.wild.test name through the proxy does not work"
+container bridge 'curl -fsS -m 20 --cacert /ca.pem https://allowed.test/container-allowed' |
+  grep -qx 'redteam https /container-allowed' || fail "a bridge container cannot reach an allowed domain through the proxy"
+
+step "the agent user cannot get out any other way"
+refused "a non-allowed domain through the proxy" agent "curl -fsS -m 20 -x $proxy --cacert /tmp/redteam-ca.pem https://blocked.test/agent-blocked"
+proxy_denied "a non-allowed domain through the proxy" "blocked.test:443"
+never "a non-allowed domain through the proxy" '"/agent-blocked"'
+refused "the apex of a *.wild.test wildcard" agent "curl -fsS -m 20 -x $proxy http://wild.test/agent-apex"
+refused "an allowed domain by its raw IP, through the proxy" agent "curl -fsS -m 20 -x $proxy http://10.0.2.2/agent-rawip"
+proxy_denied "an allowed domain by its raw IP" "http://10.0.2.2/agent-rawip"
+never "raw IP" '"/agent-rawip"'
+refused "direct HTTPS (443), bypassing the proxy" agent "curl -fsS -m 20 --noproxy '*' --cacert /tmp/redteam-ca.pem https://allowed.test/agent-direct"
+logged "direct HTTPS" "UID=$uid " "DST=10.0.2.2 " "DPT=443 "
+never "direct HTTPS" '"/agent-direct"'
+refused "a non-standard port through the proxy" agent "curl -fsS -m 20 -x $proxy http://allowed.test:8080/agent-port-proxy"
+proxy_denied "a non-standard port through the proxy" "allowed.test:8080"
+refused "a non-standard port, direct" agent "curl -fsS -m 20 --noproxy '*' http://allowed.test:8080/agent-port-direct"
+logged "a non-standard port, direct" "UID=$uid " "DPT=8080 "
+never "a non-standard port" '"http-8080"'
+refused "the proxy's provisioning port (root's)" agent "curl -fsS -m 20 -x http://127.0.0.1:3129 http://allowed.test/agent-provision"
+logged "the provisioning port" "UID=$uid " "DPT=3129 "
+never "the provisioning port" '"/agent-provision"'
+# UDP: sending succeeds locally or not; what counts is that nothing arrives and it is logged.
+agent "python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b\"x\"*16, (\"10.0.2.2\", 5353))'" >/dev/null 2>&1 || true
+logged "UDP to the host" "UID=$uid " "PROTO=UDP " "DPT=5353 "
+# A real DNS query (A record for redteam.test) to a resolver the profile does not name.
+agent "python3 -c 'import socket; q=bytes.fromhex(\"123401000001000000000000077265647465616d04746573740000010001\"); s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(q, (\"10.0.2.2\", 53))'" >/dev/null 2>&1 || true
+logged "DNS to a non-configured resolver" "UID=$uid " "PROTO=UDP " "DPT=53 "
+refused "ICMP (ping)" agent "ping -c 1 -W 3 10.0.2.2"
+logged "ICMP" "UID=$uid " "PROTO=ICMP "
+refused "another port of the host" agent "curl -sS -m 20 --noproxy '*' http://10.0.2.2:9999/"
+logged "another port of the host" "UID=$uid " "DPT=9999 "
+sleep 1
+never "UDP to the host" '"udp-5353"'
+never "DNS to a non-configured resolver" '"udp-53"'
+never "another port of the host" '"tcp-9999"'
+
+step "the agent user cannot change the policy, read the secrets, write the host's files or use Docker"
+refused "sudo" agent "sudo -n true"
+in_vm "sudo journalctl -q --no-pager -o cat --since=@$since SYSLOG_IDENTIFIER=sudo" | grep -qE 'openclaw : .*(NOT in sudoers|password is required)' ||
+  fail "sudo: the refusal is not in the journal"
+echo "   logged: sudo"
+refused "flushing iptables" agent "iptables -F"
+refused "ufw disable" agent "ufw --force disable"
+refused "editing UFW's rules" agent "echo '-A ufw-before-output -j ACCEPT' >> /etc/ufw/before.rules"
+refused "editing the proxy's policy" agent "echo 'http_access allow all' >> /etc/squid/squid.conf"
+in_vm 'sudo iptables -S sandbox-deny' | grep -q 'SANDBOX DENY' || fail "the firewall's deny chain is gone"
+[ "$(in_vm 'sudo ufw status | head -n 1')" = "Status: active" ] || fail "the firewall is no longer active"
+refused "reading the secrets file" agent "cat /etc/openclaw/secrets.env"
+lower=$(in_vm "findmnt -n -o TARGET -t 9p | head -n 1")
+[ -n "$lower" ] || fail "no read-only host mount found in the VM"
+refused "writing to the read-only host mount" agent "touch $lower/redteam-was-here"
+refused "the Docker socket" agent "curl -sS -m 10 -f --unix-socket /var/run/docker.sock http://docker/containers/json"
+refused "docker ps" agent "docker ps"
+refused "docker run --network host" agent "docker run --rm --network host $image true"
+
+step "a tool container cannot get out either"
+refused "a non-allowed domain through the proxy, from a container" container bridge 'curl -fsS -m 20 --cacert /ca.pem https://blocked.test/container-blocked'
+never "a non-allowed domain from a container" '"/container-blocked"'
+refused "direct HTTPS from a bridge container" container bridge 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-direct'
+logged "direct HTTPS from a container" "IN=docker0 " "DST=10.0.2.2 " "DPT=443 "
+never "direct HTTPS from a container" '"/container-direct"'
+refused "a raw IP through the proxy, from a container" container bridge 'curl -fsS -m 20 http://10.0.2.2/container-rawip'
+never "a raw IP from a container" '"/container-rawip"'
+container bridge 'echo x > /dev/udp/10.0.2.2/53' >/dev/null 2>&1 || true
+logged "DNS/UDP from a container" "IN=docker0 " "PROTO=UDP " "DPT=53 "
+refused "ICMP from a container" container bridge 'ping -c 1 -W 3 10.0.2.2'
+logged "ICMP from a container" "IN=docker0 " "PROTO=ICMP "
+refused "the VM's sshd from a container" container bridge 'curl -sS -m 10 telnet://172.17.0.1:22 </dev/null'
+logged "the VM's sshd from a container" "IN=docker0 " "DPT=22 "
+refused "the provisioning port from a container" container bridge 'curl -fsS -m 10 -x http://172.17.0.1:3129 http://allowed.test/container-provision'
+never "the provisioning port from a container" '"/container-provision"'
+refused "the Docker socket from a container" container bridge 'test -S /var/run/docker.sock'
+refused "the network from a --network none container" container none 'curl -fsS -m 10 http://10.0.2.2/container-none'
+refused "the proxy from a --network none container" container none 'curl -fsS -m 10 -x http://172.17.0.1:3128 http://allowed.test/container-none-proxy'
+sleep 1
+never "DNS/UDP from a container" '"udp-53"'
+never "the network from a --network none container" '"/container-none'
+
+echo "== e2e: red team: every attempt refused; $(grep -c . "$rt/events") requests reached the test servers, all allowed ones"
