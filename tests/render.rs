@@ -260,10 +260,20 @@ fn web_egress_leaves_only_through_the_proxy() {
         rules
             .contains(&"-A ufw-before-output -p tcp -m multiport --dports 80,443 -m owner --uid-owner proxy -j ACCEPT")
     );
-    assert!(position("--dport 3129 -m owner ! --uid-owner 0") < position("-o lo -j ACCEPT"));
+    assert!(position("--syn --dport 3129 -j sandbox-deny") < position("-o lo -j ACCEPT"));
+    assert!(
+        position("--syn --dport 3129 -m owner --uid-owner 0 -j ACCEPT")
+            < position("--syn --dport 3129 -j sandbox-deny")
+    );
     assert!(rules.contains(&"-A ufw-before-output -d 192.168.5.2 -j sandbox-deny"), "{before}");
     assert!(rules.contains(&"-A DOCKER-USER -j sandbox-deny"));
-    assert_eq!(rules.iter().filter(|l| l.contains("--uid-owner") && l.ends_with("ACCEPT")).count(), 1);
+    let owners: Vec<&&str> = rules.iter().filter(|l| l.contains("--uid-owner") && l.ends_with("ACCEPT")).collect();
+    assert_eq!(
+        owners.len(),
+        5,
+        "the proxy's user on the web and DNS (udp, tcp), root and apt on the provisioning port: {owners:?}"
+    );
+    assert!(owners.iter().all(|l| l.contains("--uid-owner proxy") || l.contains("--dport 3129")), "{owners:?}");
     let after = std::fs::read_to_string(out.join("firewall/ufw/after.rules")).expect("after");
     assert!(after.contains("-A ufw-after-output -j sandbox-deny"));
     let squid = std::fs::read_to_string(out.join("firewall/squid/squid.conf")).expect("squid");

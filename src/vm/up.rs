@@ -578,8 +578,8 @@ fn record_baselines(profile: &Profile, state_dir: &Path, refresh: bool) -> Resul
     Ok(out)
 }
 
-/// The checks `up` ends with: every overlay mounted, the audit, the gateway and the firewall
-/// active, and the gateway answering its health endpoint.
+/// The checks `up` ends with: every overlay mounted, the audit, the proxy, the gateway and the
+/// firewall active, the gateway answering its health endpoint, and the network policy in force.
 fn health(profile: &Profile, state_dir: &Path) -> Result<Vec<(String, String)>, VmError> {
     let st = status(profile, state_dir)?;
     let mut checks: Vec<(String, String)> = Vec::new();
@@ -604,6 +604,15 @@ fn health(profile: &Profile, state_dir: &Path) -> Result<Vec<(String, String)>, 
         failed.push(format!("the gateway's health endpoint is {gateway}"));
     }
     checks.push(("gateway health".into(), gateway));
+    // What `up` just installed must be what runs: a difference means something in the VM
+    // rewrote the proxy's or the firewall's files.
+    if let Some(egress) = &st.egress {
+        if egress.stale.is_empty() {
+            checks.push(("egress policy".into(), "in force".into()));
+        } else {
+            failed.push(format!("the VM's {} differ from the profile's policy", egress.stale.join(", ")));
+        }
+    }
     if failed.is_empty() { Ok(checks) } else { Err(VmError::Unhealthy { failed }) }
 }
 

@@ -40,10 +40,10 @@ in_vm 'sudo sh -c "grep -q allowed.test /etc/hosts || echo \"10.0.2.2 allowed.te
 in_vm 'cat > /tmp/redteam-ca.pem && chmod 644 /tmp/redteam-ca.pem' <"$rt/cert.pem"
 uid=$(in_vm 'id -u openclaw')
 # A missing tool would make an attempt fail for the wrong reason.
-[ "$(in_vm 'sudo -u openclaw sh -c "command -v curl ping python3 iptables ufw docker" | wc -l')" = 6 ] ||
-  fail "a tool the attempts use is missing in the VM"
-[ "$(in_vm "sudo docker run --rm --network none openclaw-sandbox:bookworm-slim bash -c 'command -v curl ping' | wc -l")" = 2 ] ||
-  fail "the tool image lacks curl or ping"
+missing=$(in_vm 'for t in curl ping python3 iptables ufw docker; do sudo -u openclaw sh -c "command -v $t" >/dev/null || echo "$t"; done')
+[ -z "$missing" ] || fail "the VM lacks what the attempts use: $missing"
+missing=$(in_vm "sudo docker run --rm --network none openclaw-sandbox:bookworm-slim bash -c 'for t in curl ping; do command -v \$t >/dev/null || echo \$t; done'")
+[ -z "$missing" ] || fail "the tool image lacks what the attempts use: $missing"
 
 since=$(in_vm 'date +%s')
 proxy=http://127.0.0.1:3128
@@ -54,7 +54,8 @@ agent() { in_vm "sudo -u openclaw sh -c $(printf %q "$1")"; }
 # container NETWORK CMD: runs CMD (bash) in a tool container (as its root), on NETWORK, with
 # the proxy settings OpenClaw gives its containers and the test names in its /etc/hosts.
 container() {
-  in_vm "sudo docker run --rm --network $1 -e HTTPS_PROXY=http://172.17.0.1:3128 -e HTTP_PROXY=http://172.17.0.1:3128 \
+  local p=http://172.17.0.1:3128
+  in_vm "sudo docker run --rm --network $1 -e HTTPS_PROXY=$p -e HTTP_PROXY=$p -e https_proxy=$p -e http_proxy=$p \
     --add-host allowed.test:10.0.2.2 --add-host blocked.test:10.0.2.2 \
     -v /tmp/redteam-ca.pem:/ca.pem:ro $image bash -c $(printf %q "$2")"
 }
@@ -63,6 +64,13 @@ refused() {
   local what=$1; shift
   if "$@" >"$rt/out" 2>&1; then fail "$what: it worked: $(head -c 300 "$rt/out")"; fi
   echo "   refused: $what"
+}
+# refused_with PATTERN WHAT RUNNER ARG... : it must fail, saying PATTERN (an extended regex), so
+# that it failed for the reason under test and not, say, for a missing file.
+refused_with() {
+  local pattern=$1; shift
+  refused "$@"
+  grep -qiE -- "$pattern" "$rt/out" || fail "$1: failed, but not with /$pattern/: $(head -c 300 "$rt/out")"
 }
 # logged WHAT SUBSTRING... : a "[SANDBOX DENY]" kernel log line since the start has them all.
 logged() {
@@ -77,11 +85,14 @@ logged() {
   done
   fail "$what: no [SANDBOX DENY] log line with: $*"
 }
-# proxy_denied WHAT URL-PART: the proxy's log has a TCP_DENIED line for it.
+# proxy_denied WHAT SUBSTRING...: the proxy's log has a TCP_DENIED line with them all.
 proxy_denied() {
+  local what=$1 s; shift
   in_vm 'sudo cat /var/log/squid/access.log' >"$rt/access"
-  grep -F TCP_DENIED "$rt/access" | grep -qF -- "$2" || fail "$1: the proxy did not log a denial of $2"
-  echo "   logged by the proxy: $1"
+  grep -F TCP_DENIED "$rt/access" >"$rt/match" || true
+  for s in "$@"; do grep -F -- "$s" "$rt/match" >"$rt/match.next" || true; mv "$rt/match.next" "$rt/match"; done
+  [[ -s $rt/match ]] || fail "$what: the proxy did not log a denial with: $*"
+  echo "   logged by the proxy: $what"
 }
 # never WHAT PATTERN: no server event matches (a JSON fragment).
 never() {
@@ -97,22 +108,23 @@ container bridge 'curl -fsS -m 20 --cacert /ca.pem https://allowed.test/containe
   grep -qx 'redteam https /container-allowed' || fail "a bridge container cannot reach an allowed domain through the proxy"
 
 step "the agent user cannot get out any other way"
-refused "a non-allowed domain through the proxy" agent "curl -fsS -m 20 -x $proxy --cacert /tmp/redteam-ca.pem https://blocked.test/agent-blocked"
+refused_with "(403|Forbidden)" "a non-allowed domain through the proxy" agent "curl -fsS -m 20 -x $proxy --cacert /tmp/redteam-ca.pem https://blocked.test/agent-blocked"
 proxy_denied "a non-allowed domain through the proxy" "blocked.test:443"
 never "a non-allowed domain through the proxy" '"/agent-blocked"'
-refused "the apex of a *.wild.test wildcard" agent "curl -fsS -m 20 -x $proxy http://wild.test/agent-apex"
-refused "an allowed domain by its raw IP, through the proxy" agent "curl -fsS -m 20 -x $proxy http://10.0.2.2/agent-rawip"
+refused_with "(403|Forbidden)" "the apex of a *.wild.test wildcard" agent "curl -fsS -m 20 -x $proxy http://wild.test/agent-apex"
+proxy_denied "the apex of a *.wild.test wildcard" "http://wild.test/agent-apex"
+refused_with "(403|Forbidden)" "an allowed domain by its raw IP, through the proxy" agent "curl -fsS -m 20 -x $proxy http://10.0.2.2/agent-rawip"
 proxy_denied "an allowed domain by its raw IP" "http://10.0.2.2/agent-rawip"
 never "raw IP" '"/agent-rawip"'
-refused "direct HTTPS (443), bypassing the proxy" agent "curl -fsS -m 20 --noproxy '*' --cacert /tmp/redteam-ca.pem https://allowed.test/agent-direct"
+refused_with "(refused|Failed to connect|Couldn.t connect)" "direct HTTPS (443), bypassing the proxy" agent "curl -fsS -m 20 --noproxy '*' --cacert /tmp/redteam-ca.pem https://allowed.test/agent-direct"
 logged "direct HTTPS" "UID=$uid " "DST=10.0.2.2 " "DPT=443 "
 never "direct HTTPS" '"/agent-direct"'
-refused "a non-standard port through the proxy" agent "curl -fsS -m 20 -x $proxy http://allowed.test:8080/agent-port-proxy"
+refused_with "(403|Forbidden)" "a non-standard port through the proxy" agent "curl -fsS -m 20 -x $proxy http://allowed.test:8080/agent-port-proxy"
 proxy_denied "a non-standard port through the proxy" "allowed.test:8080"
-refused "a non-standard port, direct" agent "curl -fsS -m 20 --noproxy '*' http://allowed.test:8080/agent-port-direct"
+refused_with "(refused|Failed to connect|Couldn.t connect)" "a non-standard port, direct" agent "curl -fsS -m 20 --noproxy '*' http://allowed.test:8080/agent-port-direct"
 logged "a non-standard port, direct" "UID=$uid " "DPT=8080 "
 never "a non-standard port" '"http-8080"'
-refused "the proxy's provisioning port (root's)" agent "curl -fsS -m 20 -x http://127.0.0.1:3129 http://allowed.test/agent-provision"
+refused_with "(refused|Failed to connect|Couldn.t connect)" "the proxy's provisioning port (root's)" agent "curl -fsS -m 20 -x http://127.0.0.1:3129 http://allowed.test/agent-provision"
 logged "the provisioning port" "UID=$uid " "DPT=3129 "
 never "the provisioning port" '"/agent-provision"'
 # UDP: sending succeeds locally or not; what counts is that nothing arrives and it is logged.
@@ -123,7 +135,7 @@ agent "python3 -c 'import socket; q=bytes.fromhex(\"1234010000010000000000000772
 logged "DNS to a non-configured resolver" "UID=$uid " "PROTO=UDP " "DPT=53 "
 refused "ICMP (ping)" agent "ping -c 1 -W 3 10.0.2.2"
 logged "ICMP" "UID=$uid " "PROTO=ICMP "
-refused "another port of the host" agent "curl -sS -m 20 --noproxy '*' http://10.0.2.2:9999/"
+refused_with "(refused|Failed to connect|Couldn.t connect)" "another port of the host" agent "curl -sS -m 20 --noproxy '*' http://10.0.2.2:9999/"
 logged "another port of the host" "UID=$uid " "DPT=9999 "
 sleep 1
 never "UDP to the host" '"udp-5353"'
@@ -131,45 +143,54 @@ never "DNS to a non-configured resolver" '"udp-53"'
 never "another port of the host" '"tcp-9999"'
 
 step "the agent user cannot change the policy, read the secrets, write the host's files or use Docker"
-refused "sudo" agent "sudo -n true"
-in_vm "sudo journalctl -q --no-pager -o cat --since=@$since SYSLOG_IDENTIFIER=sudo" | grep -qE 'openclaw : .*(NOT in sudoers|password is required)' ||
+refused_with "password is required" "sudo without a password" agent "sudo -n true"
+# With a guessed password sudo gets as far as its policy, which refuses and logs it.
+refused_with "incorrect password|not in the sudoers" "sudo with a guessed password" agent "echo guessed-password | sudo -S -k true"
+in_vm "sudo journalctl -q --no-pager -o cat --since=@$since SYSLOG_IDENTIFIER=sudo" | grep -q 'openclaw : user NOT in sudoers' ||
   fail "sudo: the refusal is not in the journal"
 echo "   logged: sudo"
-refused "flushing iptables" agent "iptables -F"
-refused "ufw disable" agent "ufw --force disable"
-refused "editing UFW's rules" agent "echo '-A ufw-before-output -j ACCEPT' >> /etc/ufw/before.rules"
-refused "editing the proxy's policy" agent "echo 'http_access allow all' >> /etc/squid/squid.conf"
+refused_with "Permission denied" "flushing iptables" agent "iptables -F"
+refused_with "need to be root" "ufw disable" agent "ufw --force disable"
+refused_with "Permission denied" "editing UFW's rules" agent "echo '-A ufw-before-output -j ACCEPT' >> /etc/ufw/before.rules"
+refused_with "Permission denied" "editing the proxy's policy" agent "echo 'http_access allow all' >> /etc/squid/squid.conf"
 in_vm 'sudo iptables -S sandbox-deny' | grep -q 'SANDBOX DENY' || fail "the firewall's deny chain is gone"
 [ "$(in_vm 'sudo ufw status | head -n 1')" = "Status: active" ] || fail "the firewall is no longer active"
-refused "reading the secrets file" agent "cat /etc/openclaw/secrets.env"
+refused_with "Permission denied" "reading the secrets file" agent "cat /etc/openclaw/secrets.env"
 lower=$(in_vm "findmnt -n -o TARGET -t 9p | head -n 1")
 [ -n "$lower" ] || fail "no read-only host mount found in the VM"
-refused "writing to the read-only host mount" agent "touch $lower/redteam-was-here"
+refused_with "Read-only file system" "writing to the read-only host mount" agent "touch $lower/redteam-was-here"
 refused "the Docker socket" agent "curl -sS -m 10 -f --unix-socket /var/run/docker.sock http://docker/containers/json"
-refused "docker ps" agent "docker ps"
-refused "docker run --network host" agent "docker run --rm --network host $image true"
+refused_with "permission denied" "docker ps" agent "docker ps"
+refused_with "permission denied" "docker run --network host" agent "docker run --rm --network host $image true"
 
 step "a tool container cannot get out either"
-refused "a non-allowed domain through the proxy, from a container" container bridge 'curl -fsS -m 20 --cacert /ca.pem https://blocked.test/container-blocked'
+refused_with "(403|Forbidden)" "a non-allowed domain through the proxy, from a container" container bridge 'curl -fsS -m 20 --cacert /ca.pem https://blocked.test/container-blocked'
+proxy_denied "a non-allowed domain from a container" " 172.17." "CONNECT blocked.test:443"
 never "a non-allowed domain from a container" '"/container-blocked"'
-refused "direct HTTPS from a bridge container" container bridge 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-direct'
+refused_with "(refused|Failed to connect|Couldn.t connect)" "direct HTTPS from a bridge container" container bridge 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-direct'
 logged "direct HTTPS from a container" "IN=docker0 " "DST=10.0.2.2 " "DPT=443 "
 never "direct HTTPS from a container" '"/container-direct"'
-refused "a raw IP through the proxy, from a container" container bridge 'curl -fsS -m 20 http://10.0.2.2/container-rawip'
+refused_with "(403|Forbidden)" "a raw IP through the proxy, from a container" container bridge 'curl -fsS -m 20 http://10.0.2.2/container-rawip'
+proxy_denied "a raw IP from a container" "http://10.0.2.2/container-rawip"
 never "a raw IP from a container" '"/container-rawip"'
 container bridge 'echo x > /dev/udp/10.0.2.2/53' >/dev/null 2>&1 || true
 logged "DNS/UDP from a container" "IN=docker0 " "PROTO=UDP " "DPT=53 "
 refused "ICMP from a container" container bridge 'ping -c 1 -W 3 10.0.2.2'
 logged "ICMP from a container" "IN=docker0 " "PROTO=ICMP "
-refused "the VM's sshd from a container" container bridge 'curl -sS -m 10 telnet://172.17.0.1:22 </dev/null'
+refused_with "(refused|Failed to connect|Couldn.t connect)" "the VM's sshd from a container" container bridge 'curl -sS -m 10 telnet://172.17.0.1:22 </dev/null'
 logged "the VM's sshd from a container" "IN=docker0 " "DPT=22 "
-refused "the provisioning port from a container" container bridge 'curl -fsS -m 10 -x http://172.17.0.1:3129 http://allowed.test/container-provision'
+refused_with "(refused|Failed to connect|Couldn.t connect)" "the provisioning port from a container" container bridge 'curl -fsS -m 10 -x http://172.17.0.1:3129 http://allowed.test/container-provision'
+logged "the provisioning port from a container" "IN=docker0 " "DPT=3129 "
 never "the provisioning port from a container" '"/container-provision"'
 refused "the Docker socket from a container" container bridge 'test -S /var/run/docker.sock'
-refused "the network from a --network none container" container none 'curl -fsS -m 10 http://10.0.2.2/container-none'
-refused "the proxy from a --network none container" container none 'curl -fsS -m 10 -x http://172.17.0.1:3128 http://allowed.test/container-none-proxy'
+refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the network from a --network none container" container none 'curl -fsS -m 10 http://10.0.2.2/container-none'
+refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the proxy from a --network none container" container none 'curl -fsS -m 10 -x http://172.17.0.1:3128 http://allowed.test/container-none-proxy'
 sleep 1
 never "DNS/UDP from a container" '"udp-53"'
 never "the network from a --network none container" '"/container-none'
 
-echo "== e2e: red team: every attempt refused; $(grep -c . "$rt/events") requests reached the test servers, all allowed ones"
+# The --network none container has no interface but loopback: nothing leaves it to be logged.
+reached=$(python3 -c 'import json,sys; print(" ".join(sorted(json.loads(l).get("path", json.loads(l)["server"]) for l in open(sys.argv[1]))))' "$rt/events")
+[ "$reached" = "/agent-allowed-https /agent-allowed-wildcard /container-allowed" ] ||
+  fail "the test servers saw more than the allowed requests: $reached"
+echo "== e2e: red team: every attempt refused; only the 3 allowed requests reached the test servers"

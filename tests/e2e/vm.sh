@@ -52,12 +52,13 @@ DEB_CACHE=$E2E_DIR/debs
 STAGE=$E2E_DIR/build.tmp
 
 # Packages on top of minbase. dbus + libpam-systemd give ssh sessions a logind session like a
-# normal Debian install; procps/netbase/less are the small things tests and humans expect.
+# normal Debian install; procps/netbase/less are the small things tests and humans expect;
+# iputils-ping (in every Debian and Lima image) is the red-team test's ICMP attempt.
 GUEST_PACKAGES=(
   systemd systemd-sysv udev dbus libpam-systemd kmod
   linux-image-amd64 initramfs-tools
   openssh-server sudo python3
-  iproute2 netbase ca-certificates curl
+  iproute2 netbase ca-certificates curl iputils-ping
   tar findutils procps less
 )
 HOST_PACKAGES=(debootstrap qemu-system-x86 qemu-utils e2fsprogs openssh-client)
