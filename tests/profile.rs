@@ -199,6 +199,13 @@ fn egress_rules_that_bypass_the_proxy_warn_and_the_host_address_is_checked() {
         "{stderr}"
     );
     assert!(!stderr.contains("allow[2]"), "{stderr}");
+    let no_dns = "name: s\nextends: default\nvm: {backend: ssh, ssh: {host: box.example.net, user: admin}}\nnetwork: {dns: []}\n";
+    Test::new()
+        .profile("s", no_dns)
+        .args(["-p", "s", "profile", "validate"])
+        .run()
+        .success()
+        .stderr_contains("the VM may query no DNS server, so the egress proxy cannot resolve `allow_domains`");
     let doctor = Test::new().profile("n", profile).args(["-p", "n", "doctor"]).run();
     assert!(doctor.stdout().contains("is open on every port to every program in the VM"), "{}", doctor.stdout());
     Test::new()

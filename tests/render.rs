@@ -268,11 +268,7 @@ fn web_egress_leaves_only_through_the_proxy() {
     assert!(rules.contains(&"-A ufw-before-output -d 192.168.5.2 -j sandbox-deny"), "{before}");
     assert!(rules.contains(&"-A DOCKER-USER -j sandbox-deny"));
     let owners: Vec<&&str> = rules.iter().filter(|l| l.contains("--uid-owner") && l.ends_with("ACCEPT")).collect();
-    assert_eq!(
-        owners.len(),
-        5,
-        "the proxy's user on the web and DNS (udp, tcp), root and apt on the provisioning port: {owners:?}"
-    );
+    assert_eq!(owners.len(), 3, "the proxy's user on the web, root and apt on the provisioning port: {owners:?}");
     assert!(owners.iter().all(|l| l.contains("--uid-owner proxy") || l.contains("--dport 3129")), "{owners:?}");
     let after = std::fs::read_to_string(out.join("firewall/ufw/after.rules")).expect("after");
     assert!(after.contains("-A ufw-after-output -j sandbox-deny"));
@@ -281,6 +277,8 @@ fn web_egress_leaves_only_through_the_proxy() {
     let access: Vec<&str> = squid.lines().filter(|l| l.starts_with("http_access")).collect();
     assert_eq!(access.last(), Some(&"http_access deny all"));
     assert_eq!(access.iter().filter(|l| l.starts_with("http_access allow")).count(), 2, "{access:?}");
+    // The proxy resolves names only at the resolvers the firewall lets DNS go to.
+    assert!(squid.contains("\ndns_nameservers 1.1.1.1 9.9.9.9\n"), "{squid}");
 }
 
 #[test]

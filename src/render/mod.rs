@@ -23,7 +23,7 @@ use crate::profile::Profile;
 use context::Context;
 
 /// Templates compiled into the binary, by name.
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("lima/instance.yaml", include_str!("../../templates/lima/instance.yaml.j2")),
     ("systemd/workspace.mount", include_str!("../../templates/systemd/workspace.mount.j2")),
     ("systemd/view.mount", include_str!("../../templates/systemd/view.mount.j2")),
@@ -38,6 +38,7 @@ const TEMPLATES: [(&str, &str); 14] = [
     ("firewall/before.rules", include_str!("../../firewall/before.rules.j2")),
     ("firewall/after.rules", include_str!("../../firewall/after.rules.j2")),
     ("firewall/squid.conf", include_str!("../../firewall/squid.conf.j2")),
+    ("audit/sandbox.rules", include_str!("../../templates/audit/sandbox.rules.j2")),
 ];
 
 /// A template value from any serialisable Rust value.
@@ -114,6 +115,7 @@ pub(crate) fn render(profile: &Profile) -> Result<Vec<Rendered>, RenderError> {
         push(format!("firewall/ufw/after{suffix}.rules"), 0o640, run("firewall/after.rules", family)?);
     }
     push("firewall/squid/squid.conf".into(), 0o644, run("firewall/squid.conf", none.clone())?);
+    push("audit/sandbox.rules".into(), 0o640, run("audit/sandbox.rules", none.clone())?);
     push("ansible/inventory.yml".into(), 0o644, run("ansible/inventory.yml", none.clone())?);
     push("ansible/group_vars/sandbox.yml".into(), 0o644, run("ansible/group_vars.yml", none.clone())?);
     push("gateway/openclaw.json".into(), 0o640, run("gateway/openclaw.json", none)?);

@@ -6,9 +6,13 @@
 # Traffic goes only to servers this script starts on this machine's loopback
 # (redteam_servers.py), which the VM reaches at qemu's host address 10.0.2.2; the test names
 # resolve to it through /etc/hosts in the VM. As the agent user (openclaw, no sudo) and from
-# inside tool containers it tries every way out it can think of; each attempt must fail, and
-# the network ones must be logged ("[SANDBOX DENY]" in the kernel log, or TCP_DENIED in the
-# proxy's log) and never reach a server. An allowed domain must work through the proxy.
+# inside tool containers it tries every way out it can think of; each attempt must fail for the
+# reason under test and be logged: network ones as "[SANDBOX DENY]" in the kernel log or
+# TCP_DENIED in the proxy's log (and never reach a server), sudo in the journal, refused file
+# and socket operations in the audit log. `iptables`/`ufw` refuse a non-root user before the
+# kernel sees anything to log; that their rules are unchanged afterwards is checked instead.
+# An allowed domain must work through the proxy, for the agent, a container and the gateway's
+# Node.js.
 #
 # Needs root on this machine (the servers bind ports 53, 80 and 443 on 127.0.0.1).
 set -euo pipefail
@@ -94,6 +98,13 @@ proxy_denied() {
   [[ -s $rt/match ]] || fail "$what: the proxy did not log a denial with: $*"
   echo "   logged by the proxy: $what"
 }
+# audited WHAT SUBSTRING: the audit log (rules from `sandbox render`'s audit/sandbox.rules) has a
+# refused operation of the agent's user that mentions it.
+audited() {
+  in_vm "sudo ausearch -k sandbox-denied -ui $uid -i --start today" >"$rt/audit" 2>/dev/null || true
+  grep -qF -- "$2" "$rt/audit" || fail "$1: no refused operation on $2 in the audit log"
+  echo "   audited: $1"
+}
 # never WHAT PATTERN: no server event matches (a JSON fragment).
 never() {
   if grep -qF -- "$2" "$rt/events"; then fail "$1: it reached the test server: $(grep -F -- "$2" "$rt/events")"; fi
@@ -106,6 +117,15 @@ agent "curl -fsS -m 20 -x $proxy http://sub.wild.test/agent-allowed-wildcard" |
   grep -qx 'redteam http /agent-allowed-wildcard' || fail "HTTP to a *.wild.test name through the proxy does not work"
 container bridge 'curl -fsS -m 20 --cacert /ca.pem https://allowed.test/container-allowed' |
   grep -qx 'redteam https /container-allowed' || fail "a bridge container cannot reach an allowed domain through the proxy"
+
+# The gateway's own Node.js, with the proxy settings of its unit (Node's fetch reads them only
+# with NODE_USE_ENV_PROXY=1, which the unit sets).
+proxy_env=$(in_vm 'systemctl show -p Environment --value openclaw-gateway.service' | tr ' ' '\n' |
+  grep -E '^(HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|NODE_USE_ENV_PROXY)=' | tr '\n' ' ')
+[[ $proxy_env == *NODE_USE_ENV_PROXY=1* && $proxy_env == *HTTPS_PROXY=http://127.0.0.1:3128* ]] ||
+  fail "the gateway's unit lacks the proxy settings: $proxy_env"
+agent "env $proxy_env NODE_EXTRA_CA_CERTS=/tmp/redteam-ca.pem /opt/openclaw/node/bin/node -e 'fetch(\"https://allowed.test/gateway-node\").then(r => r.text()).then(t => process.stdout.write(t))'" |
+  grep -qx 'redteam https /gateway-node' || fail "the gateway's Node.js cannot fetch an allowed domain with its unit's proxy settings"
 
 step "the agent user cannot get out any other way"
 refused_with "(403|Forbidden)" "a non-allowed domain through the proxy" agent "curl -fsS -m 20 -x $proxy --cacert /tmp/redteam-ca.pem https://blocked.test/agent-blocked"
@@ -152,15 +172,20 @@ echo "   logged: sudo"
 refused_with "Permission denied" "flushing iptables" agent "iptables -F"
 refused_with "need to be root" "ufw disable" agent "ufw --force disable"
 refused_with "Permission denied" "editing UFW's rules" agent "echo '-A ufw-before-output -j ACCEPT' >> /etc/ufw/before.rules"
+audited "editing UFW's rules" "name=/etc/ufw/before.rules"
 refused_with "Permission denied" "editing the proxy's policy" agent "echo 'http_access allow all' >> /etc/squid/squid.conf"
+audited "editing the proxy's policy" "name=/etc/squid/squid.conf"
 in_vm 'sudo iptables -S sandbox-deny' | grep -q 'SANDBOX DENY' || fail "the firewall's deny chain is gone"
 [ "$(in_vm 'sudo ufw status | head -n 1')" = "Status: active" ] || fail "the firewall is no longer active"
 refused_with "Permission denied" "reading the secrets file" agent "cat /etc/openclaw/secrets.env"
+audited "reading the secrets file" "name=/etc/openclaw/secrets.env"
 lower=$(in_vm "findmnt -n -o TARGET -t 9p | head -n 1")
 [ -n "$lower" ] || fail "no read-only host mount found in the VM"
 refused_with "Read-only file system" "writing to the read-only host mount" agent "touch $lower/redteam-was-here"
+audited "writing to the read-only host mount" "redteam-was-here"
 refused "the Docker socket" agent "curl -sS -m 10 -f --unix-socket /var/run/docker.sock http://docker/containers/json"
 refused_with "permission denied" "docker ps" agent "docker ps"
+audited "the Docker socket" "docker.sock"
 refused_with "permission denied" "docker run --network host" agent "docker run --rm --network host $image true"
 
 step "a tool container cannot get out either"
@@ -191,6 +216,6 @@ never "the network from a --network none container" '"/container-none'
 
 # The --network none container has no interface but loopback: nothing leaves it to be logged.
 reached=$(python3 -c 'import json,sys; print(" ".join(sorted(json.loads(l).get("path", json.loads(l)["server"]) for l in open(sys.argv[1]))))' "$rt/events")
-[ "$reached" = "/agent-allowed-https /agent-allowed-wildcard /container-allowed" ] ||
+[ "$reached" = "/agent-allowed-https /agent-allowed-wildcard /container-allowed /gateway-node" ] ||
   fail "the test servers saw more than the allowed requests: $reached"
-echo "== e2e: red team: every attempt refused; only the 3 allowed requests reached the test servers"
+echo "== e2e: red team: every attempt refused; only the 4 allowed requests reached the test servers"

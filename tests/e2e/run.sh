@@ -79,8 +79,9 @@ workspaces: [{host: $work/home/ws, name: workspace}]
 secrets: {sources: [{file: $work/home/.config/sandbox/secrets.env}]}
 gateway: {node: {version: "$node_version", archive: $node_archive, sha256: $node_sha256}}
 tool_sandbox: {rootfs: $rootfs}
-# The red-team test's names (its servers answer at qemu's host address, 10.0.2.2).
-network: {host_address: 10.0.2.2, egress: {allow_domains: [allowed.test, "*.wild.test"]}}
+# The red-team test's names (its servers answer at qemu's host address, 10.0.2.2); DNS only to
+# qemu's resolver, as Lima's VMs use Lima's.
+network: {host_address: 10.0.2.2, dns: [10.0.2.3], egress: {allow_domains: [allowed.test, "*.wild.test"]}}
 EOF
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.local/state NO_COLOR=1
 sb() { (cd "$HOME" && "$sandbox" --profile vm "$@"); }

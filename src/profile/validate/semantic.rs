@@ -586,6 +586,13 @@ fn check_network(
             "use a port from 1024 to 65535",
         );
     }
+    if dns.is_empty() && backend == Backend::Ssh && !allow_domains.is_empty() {
+        d.warning(
+            "network.dns",
+            "with the ssh backend and no `dns`, the VM may query no DNS server, so the egress proxy cannot resolve `allow_domains`",
+            "list the resolvers the VM should use, such as `dns: [192.0.2.53]`",
+        );
+    }
     let host_address = match raw.host_address.as_deref().map(str::parse::<IpAddr>) {
         Some(Ok(ip)) => Some(ip),
         Some(Err(_)) => {
