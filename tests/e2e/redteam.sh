@@ -41,6 +41,8 @@ grep -q ready "$rt/servers.out" || fail "the test servers did not start: $(cat "
 
 # The test names, and the certificate (not its key), in the VM.
 in_vm 'sudo sh -c "grep -q allowed.test /etc/hosts || echo \"10.0.2.2 allowed.test sub.wild.test blocked.test\" >> /etc/hosts"'
+# squid reads /etc/hosts when it starts (a restart returns once it is ready: Type=notify).
+in_vm 'sudo systemctl restart squid.service'
 in_vm 'cat > /tmp/redteam-ca.pem && chmod 644 /tmp/redteam-ca.pem' <"$rt/cert.pem"
 uid=$(in_vm 'id -u openclaw')
 # A missing tool would make an attempt fail for the wrong reason.
@@ -101,9 +103,14 @@ proxy_denied() {
 # audited WHAT SUBSTRING: the audit log (rules from `sandbox render`'s audit/sandbox.rules) has a
 # refused operation of the agent's user that mentions it.
 audited() {
-  in_vm "sudo ausearch -k sandbox-denied -ui $uid -i --start today" >"$rt/audit" 2>/dev/null || true
-  grep -qF -- "$2" "$rt/audit" || fail "$1: no refused operation on $2 in the audit log"
-  echo "   audited: $1"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    # --input-logs: with stdin not a terminal, ausearch would read stdin instead of the logs.
+    in_vm "sudo ausearch --input-logs -k sandbox-denied -ui $uid -i --start today" </dev/null >"$rt/audit" 2>/dev/null || true
+    grep -qF -- "$2" "$rt/audit" && { echo "   audited: $1"; return 0; }
+    # auditd writes its log asynchronously.
+    sleep 1
+  done
+  fail "$1: no refused operation on $2 in the audit log"
 }
 # never WHAT PATTERN: no server event matches (a JSON fragment).
 never() {
