@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 use super::{GATEWAY_UNIT, VmError, WAIT_SSH_OPTIONS as SSH_OPTIONS, as_root, ssh_with};
 use crate::profile::Profile;
 
+/// Restarts within one wait that make it a crash loop. Not fewer: OpenClaw gives a starting
+/// worker five seconds, which a loaded or emulated VM can miss once or twice and then make.
+const CRASH_LOOP: u64 = 3;
+
 /// Prints, as root in the VM, the gateway unit's state and restart count and whether its health
 /// endpoint answers. Arguments: the unit, the port, then `--start` (start a unit that is enabled
 /// but not running: it may have failed before its secrets were fixed) or `--journal` (also print
@@ -110,12 +114,13 @@ impl Probe {
         self.state == "failed" || self.state == "inactive"
     }
 
-    /// Why waiting longer is pointless, if it is: the unit failed or stopped, restarted twice
-    /// since the wait began, or the time is up. `base`: the restart count when the wait began.
+    /// Why waiting longer is pointless, if it is: the unit failed or stopped, restarted
+    /// `CRASH_LOOP` times since the wait began, or the time is up. `base`: the restart count when
+    /// the wait began.
     fn problem(&self, base: u64, waited: Duration, timeout: Duration, port: u16) -> Option<String> {
         if self.stopped() {
             Some(format!("the gateway service is {}", self.state))
-        } else if self.restarts >= base + 2 {
+        } else if self.restarts >= base + CRASH_LOOP {
             Some(format!("the gateway service keeps restarting ({} restarts while waiting)", self.restarts - base))
         } else if waited >= timeout {
             Some(format!(
@@ -148,8 +153,8 @@ mod tests {
         assert_eq!(probe, Probe { state: "activating".into(), restarts: 3, healthy: false });
         let (sec, min) = (Duration::from_secs(1), Duration::from_secs(60));
         assert_eq!(probe.problem(3, sec, min, 18789), None);
-        assert_eq!(probe.problem(2, sec, min, 18789), None);
-        assert!(probe.problem(1, sec, min, 18789).is_some_and(|p| p.contains("keeps restarting (2 restarts")));
+        assert_eq!(probe.problem(1, sec, min, 18789), None);
+        assert!(probe.problem(0, sec, min, 18789).is_some_and(|p| p.contains("keeps restarting (3 restarts")));
         assert!(probe.problem(3, min, min, 18789).is_some_and(|p| p.contains("127.0.0.1:18789/healthz")));
         let failed = Probe::parse("state failed\nrestarts 0\nhealth down\n");
         assert_eq!(failed.problem(0, sec, min, 1).as_deref(), Some("the gateway service is failed"));
