@@ -145,6 +145,15 @@ pub(crate) enum Proto {
     Udp,
 }
 
+impl Proto {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct EgressRule {
     pub(crate) cidr: Cidr,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::profile::{Backend, Bind, DomainPattern, Install, Profile, Proto, VmType, WorkspaceMode};
+use crate::profile::{Backend, Bind, DomainPattern, Install, Profile, VmType, WorkspaceMode};
 use crate::render::filters::{docker_size, systemd_escape_path};
 
 /// Where overlay lowers (the read-only host mounts) appear in the guest.
@@ -235,14 +235,7 @@ impl Context {
             }
         }
         for rule in &profile.network.egress.allow {
-            let r = FirewallRule {
-                cidr: rule.cidr.to_string(),
-                port: rule.port,
-                proto: match rule.proto {
-                    Proto::Tcp => "tcp",
-                    Proto::Udp => "udp",
-                },
-            };
+            let r = FirewallRule { cidr: rule.cidr.to_string(), port: rule.port, proto: rule.proto.as_str() };
             if rule.cidr.is_ipv6() { v6.push(r) } else { v4.push(r) }
         }
         let ts = &profile.tool_sandbox;

@@ -464,10 +464,11 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
         .iter()
         .map(|w| (w.host.clone(), format!("{}/{}/upper", crate::render::context::OVERLAY_ROOT, w.name)))
         .collect();
+    let ctx = crate::render::context::Context::new(profile);
     let mut units = vec![GATEWAY_UNIT.to_owned(), AUDIT_UNIT.to_owned(), PROXY_UNIT.to_owned()];
-    for ws in crate::render::context::Context::new(profile).overlays {
-        units.push(ws.view_unit);
-        units.push(ws.mount_unit);
+    for ws in &ctx.overlays {
+        units.push(ws.view_unit.clone());
+        units.push(ws.mount_unit.clone());
     }
     let args = std::iter::once(profile.gateway.port.to_string())
         .chain(std::iter::once("--uppers".to_owned()))
@@ -479,7 +480,7 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
     let command = as_root(STATUS_SCRIPT, args);
     let output = ssh(profile, state_dir, &command)?.checked()?;
     let expected = expected_policy(profile)?;
-    let mut egress = egress_policy(profile);
+    let mut egress = egress_policy(profile, ctx);
     for line in output.stdout_text().lines() {
         let words: Vec<&str> = line.split(' ').collect();
         match words.as_slice() {
@@ -528,23 +529,16 @@ fn expected_policy(profile: &Profile) -> Result<Vec<(String, String)>, VmError> 
         .collect())
 }
 
-fn egress_policy(profile: &Profile) -> EgressStatus {
-    let ctx = crate::render::context::Context::new(profile);
+fn egress_policy(profile: &Profile, ctx: crate::render::context::Context) -> EgressStatus {
     let egress = &profile.network.egress;
     EgressStatus {
         domains: egress.allow_domains.iter().map(ToString::to_string).collect(),
         rules: egress
             .allow
             .iter()
-            .map(|r| {
-                let proto = match r.proto {
-                    crate::profile::Proto::Tcp => "tcp",
-                    crate::profile::Proto::Udp => "udp",
-                };
-                match r.port {
-                    Some(port) => format!("{} {proto} {port}", r.cidr),
-                    None => format!("{} {proto} (every port)", r.cidr),
-                }
+            .map(|r| match r.port {
+                Some(port) => format!("{} {} {port}", r.cidr, r.proto.as_str()),
+                None => format!("{} {} (every port)", r.cidr, r.proto.as_str()),
             })
             .collect(),
         resolvers: ctx.firewall.resolvers,
