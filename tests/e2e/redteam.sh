@@ -21,7 +21,9 @@ vm=$here/vm.sh
 : "${E2E_DIR:=/tmp/sandbox-e2e}"
 export E2E_DIR
 fail() { echo "e2e: FAILED: red team: $*" >&2; exit 1; }
-step() { echo "== e2e: red team: $*"; }
+# Seconds since run.sh started (E2E_T0), or since this script did when run on its own.
+: "${E2E_T0:=$(date +%s)}"
+step() { echo "== e2e [$(($(date +%s) - E2E_T0)) s]: red team: $*"; }
 in_vm() { bash "$vm" ssh -- "$@"; }
 
 rt=$(mktemp -d)
@@ -225,4 +227,4 @@ never "the network from a --network none container" '"/container-none'
 reached=$(python3 -c 'import json,sys; print(" ".join(sorted(json.loads(l).get("path", json.loads(l)["server"]) for l in open(sys.argv[1]))))' "$rt/events")
 [ "$reached" = "/agent-allowed-https /agent-allowed-wildcard /container-allowed /gateway-node" ] ||
   fail "the test servers saw more than the allowed requests: $reached"
-echo "== e2e: red team: every attempt refused; only the 4 allowed requests reached the test servers"
+step "every attempt refused; only the 4 allowed requests reached the test servers"

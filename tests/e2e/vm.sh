@@ -36,8 +36,11 @@ WORKSPACE_TAG=workspace
 WORKSPACE_MOUNT=/mnt/sandbox/lower/workspace
 
 # Artefacts. The image, kernel, initrd and key form one cache entry: `build` is a no-op only
-# when all four exist, because a new key would not be authorized in an old image.
+# when all four exist (a new key would not be authorized in an old image) and RECIPE holds the
+# hash of the recipe that built them (image_recipe), so a changed package list or configuration
+# rebuilds instead of silently testing an old image.
 IMAGE=$E2E_DIR/debian-12.raw
+RECIPE=$E2E_DIR/image.recipe
 KERNEL=$E2E_DIR/vmlinuz
 INITRD=$E2E_DIR/initrd.img
 KEY=$E2E_DIR/id_ed25519
@@ -61,6 +64,8 @@ GUEST_PACKAGES=(
   iproute2 netbase ca-certificates curl iputils-ping
   tar findutils procps less
 )
+# The tool sandbox's root filesystem: curl and ping are the red-team test's tools in a container.
+TOOL_ROOTFS_PACKAGES=(curl iputils-ping)
 HOST_PACKAGES=(debootstrap qemu-system-x86 qemu-utils e2fsprogs openssh-client)
 
 log() { printf '[vm.sh] %s\n' "$*" >&2; }
@@ -198,6 +203,15 @@ cleanup_stage() {
   rm -rf --one-file-system "$STAGE"
 }
 
+# Everything that decides the image's contents, hashed. The key is not in it: it has its own
+# check, and `--force` makes a new one.
+image_recipe() {
+  {
+    declare -p SUITE IMAGE_SIZE VM_HOSTNAME VM_USER WORKSPACE_TAG WORKSPACE_MOUNT GUEST_PACKAGES
+    declare -f configure_rootfs
+  } | sha256sum | cut -c1-16
+}
+
 # EXIT trap while building: on failure show where it broke, then always clean the staging dir.
 build_exit() {
   local rc=$?
@@ -316,13 +330,19 @@ cmd_build() {
   t0=$(now)
   # Even with a cached image: after `build`, `start` must work.
   ensure_host_tools
+  local recipe
+  recipe=$(image_recipe)
   if ((!force)) && [[ -s $IMAGE && -s $KERNEL && -s $INITRD && -s $KEY ]]; then
-    log "image cached: $IMAGE (use --force to rebuild)"
-    return 0
+    if [[ $(cat "$RECIPE" 2>/dev/null) == "$recipe" ]]; then
+      log "image cached: $IMAGE (recipe $recipe; use --force to rebuild)"
+      return 0
+    fi
+    log "the cached image was built from another recipe ($(cat "$RECIPE" 2>/dev/null || echo unknown), now $recipe): rebuilding"
   fi
   [[ $EUID -eq 0 ]] || die "build needs root (debootstrap, chroot, file ownership in the image)"
   running_pid >/dev/null && die "the VM is running; stop it before rebuilding its image"
   : >"$BUILD_LOG"
+  rm -f "$RECIPE"
 
   mirror=${E2E_MIRROR:-$(apt_uri_for_suite "$SUITE" || echo http://deb.debian.org/debian)}
   security=$(apt_uri_for_suite "$SUITE-security" || true)
@@ -382,6 +402,7 @@ cmd_build() {
   mv -f "$STAGE/vmlinuz" "$KERNEL"
   mv -f "$STAGE/initrd.img" "$INITRD"
   mv -f "$STAGE/image.raw" "$IMAGE"
+  echo "$recipe" >"$RECIPE"
   cleanup_stage
   trap - EXIT
 
@@ -560,8 +581,10 @@ cmd_stop() {
 # from the same mirror and .deb cache as the image (the guest doing it under TCG would take
 # minutes). Prints the archive's path.
 cmd_rootfs() {
-  # Named for its contents, so that a cache built with other packages is not reused.
-  local out=$E2E_DIR/tool-rootfs-curl-ping.tar.gz mirror stage=$E2E_DIR/rootfs.tmp
+  # Named for its recipe, so that an archive built with other packages is not reused.
+  local recipe out mirror stage=$E2E_DIR/rootfs.tmp include
+  recipe=$({ declare -p SUITE TOOL_ROOTFS_PACKAGES; } | sha256sum | cut -c1-12)
+  out=$E2E_DIR/tool-rootfs-$recipe.tar.gz
   if [[ -s $out ]]; then
     echo "$out"
     return 0
@@ -571,8 +594,11 @@ cmd_rootfs() {
   umount_below "$stage" 2>/dev/null || true
   rm -rf "$stage"
   mkdir -p "$stage" "$DEB_CACHE"
-  # curl and ping: the red-team test's tools inside the container.
-  if ! debootstrap --variant=minbase --include=curl,iputils-ping --cache-dir="$DEB_CACHE" "$SUITE" "$stage/root" "$mirror" \
+  include=$(
+    IFS=,
+    echo "${TOOL_ROOTFS_PACKAGES[*]}"
+  )
+  if ! debootstrap --variant=minbase --include="$include" --cache-dir="$DEB_CACHE" "$SUITE" "$stage/root" "$mirror" \
     >>"$BUILD_LOG" 2>&1; then
     umount_below "$stage"
     die "debootstrap (tool rootfs) failed; see $BUILD_LOG"
