@@ -363,7 +363,14 @@ else
   echo "firewall not-installed"
 fi
 if command -v curl >/dev/null 2>&1; then
-  if curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then echo "gateway ok"; else echo "gateway unreachable"; fi
+  # Three tries, 10 s each: a gateway still busy with its start-up work (seconds on an emulated
+  # CPU) answers late, not never. A stopped one refuses at once, so this stays quick.
+  g=unreachable
+  for _ in 1 2 3; do
+    if curl -fsS -m 10 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then g=ok; break; fi
+    sleep 1
+  done
+  echo "gateway $g"
 else
   echo "gateway unknown"
 fi
