@@ -69,6 +69,11 @@ TOOL_ROOTFS_PACKAGES=(curl iputils-ping)
 HOST_PACKAGES=(debootstrap qemu-system-x86 qemu-utils e2fsprogs openssh-client)
 
 log() { printf '[vm.sh] %s\n' "$*" >&2; }
+# The words joined by commas (debootstrap's --include).
+commas() {
+  local IFS=,
+  echo "$*"
+}
 die() { printf '[vm.sh] error: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
@@ -368,10 +373,7 @@ cmd_build() {
   log "debootstrap $SUITE (minbase + ${#GUEST_PACKAGES[@]} packages); log: $BUILD_LOG"
   t=$(now)
   local include
-  include=$(
-    IFS=,
-    echo "${GUEST_PACKAGES[*]}"
-  )
+  include=$(commas "${GUEST_PACKAGES[@]}")
   if ! debootstrap --variant=minbase --include="$include" --cache-dir="$DEB_CACHE" \
     "$SUITE" "$root" "$mirror" >>"$BUILD_LOG" 2>&1; then
     # debootstrap keeps the details of a failed package in its own log inside the target.
@@ -599,10 +601,7 @@ cmd_rootfs() {
   umount_below "$stage" 2>/dev/null || true
   rm -rf "$stage"
   mkdir -p "$stage" "$DEB_CACHE"
-  include=$(
-    IFS=,
-    echo "${TOOL_ROOTFS_PACKAGES[*]}"
-  )
+  include=$(commas "${TOOL_ROOTFS_PACKAGES[@]}")
   if ! debootstrap --variant=minbase --include="$include" --cache-dir="$DEB_CACHE" "$SUITE" "$stage/root" "$mirror" \
     >>"$BUILD_LOG" 2>&1; then
     umount_below "$stage"
