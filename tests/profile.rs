@@ -175,6 +175,25 @@ fn writable_workspace_and_bridge_tools_warn() {
 }
 
 #[test]
+fn gh_needs_a_container_network_and_browser_has_no_effect() {
+    Test::new()
+        .profile("g", "name: g\nextends: default\ntool_sandbox: {bridge_tools: [gh, browser]}\n")
+        .args(["-p", "g", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains(
+            "error: `tool_sandbox.bridge_tools`: `gh` runs inside the tool container, which has no network",
+        )
+        .stderr_contains("help: set `tool_sandbox.network: bridge`")
+        .stderr_contains("warning: `tool_sandbox.bridge_tools`: `browser` has no effect");
+    Test::new()
+        .profile("g", "name: g\nextends: default\ntool_sandbox: {network: bridge, bridge_tools: [gh]}\n")
+        .args(["-p", "g", "profile", "validate"])
+        .run()
+        .success();
+}
+
+#[test]
 fn ranges_are_checked() {
     Test::new()
         .profile("r", "name: r\nextends: default\nvm: {cpus: 0, memory: 100MiB, disk: 1TiB}\nsync: {max_file_size: 1GiB, max_total_size: 10MiB}\n")

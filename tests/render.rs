@@ -266,7 +266,10 @@ fn web_egress_leaves_only_through_the_proxy() {
             < position("--syn --dport 3129 -j sandbox-deny")
     );
     assert!(rules.contains(&"-A ufw-before-output -d 192.168.5.2 -j sandbox-deny"), "{before}");
-    assert!(rules.contains(&"-A DOCKER-USER -j sandbox-deny"));
+    // The SSH session that enables the firewall comes from the host address, and connection
+    // tracking picks it up mid-stream as NEW: sshd's replies pass before the host is denied.
+    assert!(position("-p tcp --sport 22 ! --syn -j ACCEPT") < position("-d 192.168.5.2 -j sandbox-deny"));
+    assert!(!before.contains("docker"), "the tool containers are rootless Podman's: {before}");
     let owners: Vec<&&str> = rules.iter().filter(|l| l.contains("--uid-owner") && l.ends_with("ACCEPT")).collect();
     assert_eq!(owners.len(), 3, "the proxy's user on the web, root and apt on the provisioning port: {owners:?}");
     assert!(owners.iter().all(|l| l.contains("--uid-owner proxy") || l.contains("--dport 3129")), "{owners:?}");
@@ -318,7 +321,16 @@ fn gateway_config_and_ansible_files_parse() {
             json["gateway"]["auth"]["token"].as_str().expect("token").starts_with("${"),
             "token must reference a secret name"
         );
-        let docker = &json["agents"]["defaults"]["sandbox"]["docker"];
+        // The gateway-side network tools, unless `bridge_tools` lists them (qemu-multi: web_fetch).
+        let denied = if case.name == "qemu-multi" { vec!["web_search"] } else { vec!["web_fetch", "web_search"] };
+        assert_eq!(json["tools"]["deny"], serde_json::json!(denied), "{}", case.name);
+        let defaults = &json["agents"]["defaults"];
+        // OpenClaw would seed AGENTS.md and friends into the workspace: the user's project.
+        assert_eq!(defaults["skipBootstrap"], true, "{}", case.name);
+        assert_eq!(defaults["sandbox"]["backend"], "podman", "{}", case.name);
+        let docker = &defaults["sandbox"]["docker"];
+        // OpenClaw refuses a tmpfs over Podman's init at /run/podman-init; its defaults skip /run.
+        assert!(docker.get("tmpfs").is_none(), "{}", case.name);
         assert_eq!(docker["network"], "none", "{}", case.name);
         assert_eq!(docker["capDrop"], serde_json::json!(["ALL"]));
         assert_eq!(docker["readOnlyRoot"], true);
@@ -329,6 +341,24 @@ fn gateway_config_and_ansible_files_parse() {
                 serde_yaml::from_slice(&files[yaml]).unwrap_or_else(|e| panic!("{}: {yaml}: {e}", case.name));
         }
     }
+}
+
+#[test]
+fn a_bridge_network_is_slirp4netns_with_the_proxy_on_its_host_loopback() {
+    let t = Test::new().profile(
+        "net",
+        "name: net\nextends: default\ntool_sandbox:\n  network: bridge\n  bridge_tools: [gh, web_fetch]\n",
+    );
+    let out = t.home().join("out");
+    let _run = t.args(["-p", "net", "render", "--out", &out.display().to_string()]).run().success();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("gateway/openclaw.json")).expect("config")).expect("JSON");
+    let docker = &json["agents"]["defaults"]["sandbox"]["docker"];
+    assert_eq!(docker["network"], "slirp4netns:cidr=10.41.0.0/24,allow_host_loopback=true");
+    assert_eq!(docker["env"]["HTTPS_PROXY"], "http://10.41.0.2:3128");
+    assert_eq!(json["tools"]["deny"], serde_json::json!(["web_search"]));
+    let squid = std::fs::read_to_string(out.join("firewall/squid/squid.conf")).expect("squid");
+    assert!(squid.contains("\nhttp_port 127.0.0.1:3128 name=agent\n"), "{squid}");
 }
 
 #[test]

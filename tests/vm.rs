@@ -370,11 +370,14 @@ fn status_reports_pending_changes_services_firewall_and_gateway_over_ssh() {
             "openclaw-gateway.service",
             "sandbox-overlay-audit.service",
             "squid.service",
+            "openclaw/podman.socket",
             view.as_str(),
             "workspace.mount"
         ]
     );
     assert!(json["units"][0][1].as_str().is_some_and(|s| s != "active"), "{json}");
+    // A unit of the service user's own systemd: there is no such user here.
+    assert!(json["units"][3][1].as_str().is_some_and(|s| s != "active"), "{json}");
     assert!(json["firewall"].is_string() && json["gateway"].is_string(), "{json}");
     assert_ne!(json["gateway"], "ok", "no gateway listens here");
     // The policy is the profile's; this machine does not enforce it, and status says which files

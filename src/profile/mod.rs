@@ -228,6 +228,10 @@ pub(crate) struct Secrets {
     pub(crate) required: Vec<String>,
 }
 
+/// The network tools OpenClaw runs in the gateway's process (through the VM's proxy), not in a
+/// tool container: denied unless `tool_sandbox.bridge_tools` lists them.
+pub(crate) const GATEWAY_NETWORK_TOOLS: [&str; 2] = ["web_fetch", "web_search"];
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ToolSandbox {
     pub(crate) enabled: bool,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::profile::{Backend, Bind, DomainPattern, Install, Profile, VmType, WorkspaceMode};
+use crate::profile::{Backend, Bind, DomainPattern, GATEWAY_NETWORK_TOOLS, Install, Profile, VmType, WorkspaceMode};
 use crate::render::filters::{docker_size, systemd_escape_path};
 
 /// Where overlay lowers (the read-only host mounts) appear in the guest.
@@ -33,9 +33,11 @@ pub(crate) const PROXY_PORT: u16 = 3128;
 /// The proxy's port for provisioning (apt, npm, downloads): on 127.0.0.1, and the firewall lets
 /// only root connect to it.
 pub(crate) const PROVISION_PROXY_PORT: u16 = 3129;
-/// Docker's default bridge, pinned (daemon.json `bip`) so that containers find the proxy at a
-/// fixed address.
-pub(crate) const DOCKER_BRIDGE: &str = "172.17.0.1/16";
+/// The private network slirp4netns gives a rootless Podman container with `network: bridge`.
+/// Its `.2` is slirp's gateway, which `allow_host_loopback` maps to the VM's 127.0.0.1, where
+/// the proxy listens. Fixed, so that the containers' proxy URL is known when rendering.
+pub(crate) const CONTAINER_CIDR: &str = "10.41.0.0/24";
+pub(crate) const CONTAINER_HOST_LOOPBACK: &str = "10.41.0.2";
 /// Lima's resolver on the user-mode network, used when the profile lists no DNS servers.
 pub(crate) const LIMA_DNS: &str = "192.168.5.3";
 
@@ -141,8 +143,7 @@ pub(crate) struct ProxyContext {
     pub(crate) user: &'static str,
     pub(crate) port: u16,
     pub(crate) provision_port: u16,
-    /// Docker's bridge address with its prefix, and the proxy's URL for containers on it.
-    pub(crate) docker_bridge: &'static str,
+    /// The proxy's URL for tool containers with a network (slirp4netns's host loopback).
     pub(crate) container_url: String,
     /// One anchored, case-insensitive squid `dstdom_regex` per allowed domain pattern.
     pub(crate) domain_regexes: Vec<String>,
@@ -156,8 +157,15 @@ pub(crate) struct ToolSandboxContext {
     pub(crate) image: String,
     pub(crate) rootfs: Option<String>,
     pub(crate) mirror: String,
+    /// The profile's `none` or `bridge`.
     pub(crate) network: String,
+    /// What Podman is given for it: `bridge` is slirp4netns on CONTAINER_CIDR, whose
+    /// connections leave from the gateway's user, so the firewall holds them as it holds that
+    /// user (web only through the proxy).
+    pub(crate) podman_network: String,
     pub(crate) bridge_tools: Vec<String>,
+    /// OpenClaw's gateway-side network tools the profile does not list in `bridge_tools`.
+    pub(crate) denied_tools: Vec<&'static str>,
     pub(crate) memory: String,
     pub(crate) cpus: f64,
     pub(crate) pids_limit: u32,
@@ -304,11 +312,7 @@ impl Context {
                 user: PROXY_USER,
                 port: PROXY_PORT,
                 provision_port: PROVISION_PROXY_PORT,
-                docker_bridge: DOCKER_BRIDGE,
-                container_url: format!(
-                    "http://{}:{PROXY_PORT}",
-                    DOCKER_BRIDGE.split_once('/').map_or(DOCKER_BRIDGE, |(ip, _)| ip)
-                ),
+                container_url: format!("http://{CONTAINER_HOST_LOOPBACK}:{PROXY_PORT}"),
                 domain_regexes: profile.network.egress.allow_domains.iter().map(domain_regex).collect(),
             },
             tool_sandbox: ToolSandboxContext {
@@ -319,7 +323,16 @@ impl Context {
                 rootfs: ts.rootfs.as_ref().map(|p| p.display().to_string()),
                 mirror: ts.mirror.clone(),
                 network: ts.network.clone(),
+                podman_network: if ts.network == "bridge" {
+                    format!("slirp4netns:cidr={CONTAINER_CIDR},allow_host_loopback=true")
+                } else {
+                    ts.network.clone()
+                },
                 bridge_tools: ts.bridge_tools.clone(),
+                denied_tools: GATEWAY_NETWORK_TOOLS
+                    .into_iter()
+                    .filter(|t| !ts.bridge_tools.iter().any(|b| b == t))
+                    .collect(),
                 memory: docker_size(ts.memory.bytes()),
                 cpus: ts.cpus,
                 pids_limit: ts.pids_limit,

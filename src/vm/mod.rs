@@ -350,10 +350,13 @@ for a in "$@"; do
       echo "upper $a missing"
     fi
   else
-    if command -v systemctl >/dev/null 2>&1; then
-      echo "unit $a $(systemctl is-active "$a" 2>/dev/null || true)"
-    else
+    if ! command -v systemctl >/dev/null 2>&1; then
       echo "unit $a unknown"
+    elif [ "${a#*/}" != "$a" ]; then
+      # USER/UNIT: a unit of that user's own systemd instance.
+      echo "unit $a $(systemctl --user --machine="${a%%/*}@" is-active "${a#*/}" 2>/dev/null || true)"
+    else
+      echo "unit $a $(systemctl is-active "$a" 2>/dev/null || true)"
     fi
   fi
 done
@@ -384,6 +387,9 @@ const WAIT_SSH_OPTIONS: [&str; 4] =
 pub(crate) const GATEWAY_UNIT: &str = "openclaw-gateway.service";
 pub(crate) const AUDIT_UNIT: &str = "sandbox-overlay-audit.service";
 pub(crate) const PROXY_UNIT: &str = "squid.service";
+/// The tool containers' engine: the service user's rootless Podman, socket-activated in that
+/// user's systemd instance (`USER/UNIT` in the status script).
+pub(crate) const ENGINE_UNIT: &str = "podman.socket";
 
 /// What `status` reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -473,6 +479,9 @@ pub(crate) fn status(profile: &Profile, state_dir: &Path) -> Result<VmStatus, Vm
         .collect();
     let ctx = crate::render::context::Context::new(profile);
     let mut units = vec![GATEWAY_UNIT.to_owned(), AUDIT_UNIT.to_owned(), PROXY_UNIT.to_owned()];
+    if ctx.tool_sandbox.mode != "off" {
+        units.push(format!("{}/{ENGINE_UNIT}", ctx.paths.service_user));
+    }
     for ws in &ctx.overlays {
         units.push(ws.view_unit.clone());
         units.push(ws.mount_unit.clone());

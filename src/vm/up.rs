@@ -578,8 +578,8 @@ fn record_baselines(profile: &Profile, state_dir: &Path, refresh: bool) -> Resul
     Ok(out)
 }
 
-/// The checks `up` ends with: every overlay mounted, the audit, the proxy, the gateway and the
-/// firewall active, the gateway answering its health endpoint, and the network policy in force.
+/// The checks `up` ends with: every overlay mounted, the audit, the proxy, the tool containers'
+/// engine (the service user's Podman socket), the gateway and the firewall active, the gateway answering its health endpoint, and the network policy in force.
 fn health(profile: &Profile, state_dir: &Path) -> Result<Vec<(String, String)>, VmError> {
     let st = status(profile, state_dir)?;
     let mut checks: Vec<(String, String)> = Vec::new();

@@ -14,6 +14,10 @@
 # An allowed domain must work through the proxy, for the agent, a container and the gateway's
 # Node.js.
 #
+# The tool containers are the service user's rootless Podman's: with a network (slirp4netns),
+# their connections leave from that user, so the firewall holds them as it holds the agent user,
+# and they have its rights: the web through the proxy only, and the VM's loopback services.
+#
 # Needs root on this machine (the servers bind ports 53, 80 and 443 on 127.0.0.1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,9 +52,11 @@ in_vm 'sudo systemctl restart squid.service'
 in_vm 'cat > /tmp/redteam-ca.pem && chmod 644 /tmp/redteam-ca.pem' <"$rt/cert.pem"
 uid=$(in_vm 'id -u openclaw')
 # A missing tool would make an attempt fail for the wrong reason.
-missing=$(in_vm 'for t in curl ping python3 iptables ufw docker; do sudo -u openclaw sh -c "command -v $t" >/dev/null || echo "$t"; done')
+missing=$(in_vm 'for t in curl ping python3 iptables ufw podman; do sudo -u openclaw sh -c "command -v $t" >/dev/null || echo "$t"; done')
 [ -z "$missing" ] || fail "the VM lacks what the attempts use: $missing"
-missing=$(in_vm "sudo docker run --rm --network none openclaw-sandbox:bookworm-slim bash -c 'for t in curl ping; do command -v \$t >/dev/null || echo \$t; done'")
+podman_sock=/run/user/$uid/podman/podman.sock
+podman="podman --url unix://$podman_sock"
+missing=$(in_vm "sudo $podman run --rm --network none openclaw-sandbox:bookworm-slim bash -c 'for t in curl ping; do command -v \$t >/dev/null || echo \$t; done'")
 [ -z "$missing" ] || fail "the tool image lacks what the attempts use: $missing"
 
 since=$(in_vm 'date +%s')
@@ -59,11 +65,14 @@ image=openclaw-sandbox:bookworm-slim
 
 # agent CMD: runs CMD (one shell string) as the agent user in the VM.
 agent() { in_vm "sudo -u openclaw sh -c $(printf %q "$1")"; }
-# container NETWORK CMD: runs CMD (bash) in a tool container (as its root), on NETWORK, with
-# the proxy settings OpenClaw gives its containers and the test names in its /etc/hosts.
+# container NETWORK CMD: runs CMD (bash) in a tool container of the service user's Podman (as
+# the container's root, the service user on the VM), on NETWORK (`bridge` is what `sandbox
+# render` gives OpenClaw for it), with the proxy settings OpenClaw gives its containers and the
+# test names in its /etc/hosts.
 container() {
-  local p=http://172.17.0.1:3128
-  in_vm "sudo docker run --rm --network $1 -e HTTPS_PROXY=$p -e HTTP_PROXY=$p -e https_proxy=$p -e http_proxy=$p \
+  local p=http://10.41.0.2:3128 net=$1
+  [[ $net != bridge ]] || net=slirp4netns:cidr=10.41.0.0/24,allow_host_loopback=true
+  in_vm "sudo $podman run --rm --network $net -e HTTPS_PROXY=$p -e HTTP_PROXY=$p -e https_proxy=$p -e http_proxy=$p \
     --add-host allowed.test:10.0.2.2 --add-host blocked.test:10.0.2.2 \
     -v /tmp/redteam-ca.pem:/ca.pem:ro $image bash -c $(printf %q "$2")"
 }
@@ -171,7 +180,7 @@ never "UDP to the host" '"udp-5353"'
 never "DNS to a non-configured resolver" '"udp-53"'
 never "another port of the host" '"tcp-9999"'
 
-step "the agent user cannot change the policy, read the secrets, write the host's files or use Docker"
+step "the agent user cannot change the policy, read the secrets or write the host's files"
 refused_with "password is required" "sudo without a password" agent "sudo -n true"
 # With a guessed password sudo gets as far as its policy, which refuses and logs it.
 refused_with "incorrect password|not in the sudoers" "sudo with a guessed password" agent "echo guessed-password | sudo -S -k true"
@@ -192,35 +201,42 @@ lower=$(in_vm "findmnt -n -o TARGET -t 9p | head -n 1")
 [ -n "$lower" ] || fail "no read-only host mount found in the VM"
 refused_with "Read-only file system" "writing to the read-only host mount" agent "touch $lower/redteam-was-here"
 audited "writing to the read-only host mount" "redteam-was-here"
-refused "the Docker socket" agent "curl -sS -m 10 -f --unix-socket /var/run/docker.sock http://docker/containers/json"
-refused_with "permission denied" "docker ps" agent "docker ps"
-audited "the Docker socket" "docker.sock"
-refused_with "permission denied" "docker run --network host" agent "docker run --rm --network host $image true"
+# No Docker: its socket would be root in the VM.
+in_vm 'test ! -e /var/run/docker.sock && ! command -v dockerd' >/dev/null || fail "Docker is installed in the VM"
 
 step "a tool container cannot get out either"
-refused_with "(403|Forbidden)" "a non-allowed domain through the proxy, from a container" container bridge 'curl -fsS -m 20 --cacert /ca.pem https://blocked.test/container-blocked'
-proxy_denied "a non-allowed domain from a container" " 172.17." "CONNECT blocked.test:443"
-never "a non-allowed domain from a container" '"/container-blocked"'
-refused_with "(refused|Failed to connect|Couldn.t connect)" "direct HTTPS from a bridge container" container bridge 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-direct'
-logged "direct HTTPS from a container" "IN=docker0 " "DST=10.0.2.2 " "DPT=443 "
+# Its denials are the service user's, like the agent's above: only lines from now on count.
+sleep 1
+since=$(in_vm 'date +%s')
+refused_with "(403|Forbidden)" "a non-allowed domain through the proxy, from a container" container bridge 'curl -fsS -m 20 --cacert /ca.pem https://nope.container.test/container-blocked'
+proxy_denied "a non-allowed domain from a container" "CONNECT nope.container.test:443"
+refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "direct HTTPS from a bridge container" container bridge 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-direct'
+logged "direct HTTPS from a container" "UID=$uid " "DST=10.0.2.2 " "DPT=443 "
 never "direct HTTPS from a container" '"/container-direct"'
 refused_with "(403|Forbidden)" "a raw IP through the proxy, from a container" container bridge 'curl -fsS -m 20 http://10.0.2.2/container-rawip'
 proxy_denied "a raw IP from a container" "http://10.0.2.2/container-rawip"
 never "a raw IP from a container" '"/container-rawip"'
 container bridge 'echo x > /dev/udp/10.0.2.2/53' >/dev/null 2>&1 || true
-logged "DNS/UDP from a container" "IN=docker0 " "PROTO=UDP " "DPT=53 "
+logged "DNS/UDP from a container" "UID=$uid " "PROTO=UDP " "DPT=53 "
 refused "ICMP from a container" container bridge 'ping -c 1 -W 3 10.0.2.2'
-logged "ICMP from a container" "IN=docker0 " "PROTO=ICMP "
-refused_with "(refused|Failed to connect|Couldn.t connect)" "the VM's sshd from a container" container bridge 'curl -sS -m 10 telnet://172.17.0.1:22 </dev/null'
-logged "the VM's sshd from a container" "IN=docker0 " "DPT=22 "
-refused_with "(refused|Failed to connect|Couldn.t connect)" "the provisioning port from a container" container bridge 'curl -fsS -m 10 -x http://172.17.0.1:3129 http://allowed.test/container-provision'
-logged "the provisioning port from a container" "IN=docker0 " "DPT=3129 "
+# slirp4netns, without ping sockets for the service user, sends an echo request on as UDP to
+# the echo port.
+logged "ICMP from a container" "UID=$uid " "PROTO=UDP " "DPT=7 "
+refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "the provisioning port from a container" container bridge 'curl -fsS -m 10 -x http://10.41.0.2:3129 http://allowed.test/container-provision'
+logged "the provisioning port from a container" "UID=$uid " "DPT=3129 "
 never "the provisioning port from a container" '"/container-provision"'
-refused "the Docker socket from a container" container bridge 'test -S /var/run/docker.sock'
+refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "another port of the host from a container" container bridge 'curl -sS -m 10 --noproxy "*" http://10.0.2.2:9999/'
+logged "another port of the host from a container" "UID=$uid " "DPT=9999 "
+# The engine's socket is the gateway's alone, bound into its unit only.
+refused "the Podman socket from a container" container bridge "test -S /run/openclaw-podman.sock || test -S $podman_sock"
+# --network host still runs as the service user, so the firewall holds it like the agent.
+refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "direct HTTPS from a --network host container" container host 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-hostnet'
+never "a --network host container" '"/container-hostnet"'
 refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the network from a --network none container" container none 'curl -fsS -m 10 http://10.0.2.2/container-none'
-refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the proxy from a --network none container" container none 'curl -fsS -m 10 -x http://172.17.0.1:3128 http://allowed.test/container-none-proxy'
+refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the proxy from a --network none container" container none 'curl -fsS -m 10 -x http://10.41.0.2:3128 http://allowed.test/container-none-proxy'
 sleep 1
 never "DNS/UDP from a container" '"udp-53"'
+never "another port of the host from a container" '"tcp-9999"'
 never "the network from a --network none container" '"/container-none'
 
 # The --network none container has no interface but loopback: nothing leaves it to be logged.

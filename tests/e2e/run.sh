@@ -2,12 +2,14 @@
 # tests/e2e/run.sh: the end-to-end scenario on a real booted VM (tests/e2e/vm.sh), through the
 # real `sandbox` binary and the ssh backend:
 #   `up` provisions the VM with the real ansible-playbook (overlay mount units, firewall, egress
-#   proxy, audit, docker, service user) -> OpenClaw's own config validation, sandbox explanation
+#   proxy, audit, rootless Podman, service user) -> OpenClaw's own config validation, sandbox explanation
 #   and security audit -> the network red-team test (tests/e2e/redteam.sh) -> an
 #   "agent" running as the service user edits, creates, deletes and renames files in /workspace -> `status` shows them -> `sync --yes` applies exactly those
 #   changes to the host workspace -> a planted secret is refused -> a second `up` is a no-op and
 #   `up --reprovision` changes nothing but unmounting a workspace no longer in the profile ->
 #   `reset` clears the overlay.
+#   (tests/e2e/agent_turn.sh, a real agent turn whose tool runs in a rootless Podman container,
+#   is run by hand: under TCG it is not reliable yet, see its header.)
 #
 #   bash tests/e2e/run.sh [path/to/sandbox]     # default: target/release/sandbox (built if missing)
 #   bash tests/e2e/run.sh --prepare             # only build what the scenario needs (image, Node.js
@@ -58,7 +60,7 @@ PY
     mv "$node_archive.tmp" "$node_archive"
     rm -rf "$E2E_DIR/node/wheel" "$E2E_DIR/node/node-v$node_version-linux-x64"
   fi
-  step "a debootstrapped root filesystem for the tool sandbox image (docker import in the VM)"
+  step "a debootstrapped root filesystem for the tool sandbox image (podman import in the VM)"
   rootfs=$(bash "$vm" rootfs)
 }
 
@@ -143,7 +145,10 @@ if in_vm 'sudo -u openclaw ls /var/lib/sandbox/overlay' >/dev/null 2>&1; then fa
 in_vm 'sudo cat /etc/openclaw/secrets.env' | grep -qx "OPENCLAW_GATEWAY_TOKEN=\"$token\"" || fail "the token did not reach secrets.env"
 if in_vm 'sudo -u openclaw cat /etc/openclaw/secrets.env' >/dev/null 2>&1; then fail "the service user can read secrets.env"; fi
 sb secrets check | grep -qx "present OPENCLAW_GATEWAY_TOKEN ($HOME/.config/sandbox/secrets.env:2)" || fail "secrets check"
-[ "$(in_vm 'systemctl is-active sandbox-overlay-audit.service docker.service' | sort -u)" = active ] || fail "audit or docker not active"
+[ "$(in_vm 'systemctl is-active sandbox-overlay-audit.service')" = active ] || fail "the overlay audit is not active"
+[ "$(in_vm 'sudo systemctl --user --machine=openclaw@ is-active podman.socket')" = active ] ||
+  fail "the service user's Podman socket is not active"
+in_vm 'test ! -e /var/run/docker.sock' || fail "Docker is in the VM: its socket would be root"
 
 [ "$(in_vm '/opt/openclaw/node/bin/node --version')" = "v$node_version" ] || fail "Node.js $node_version is not installed"
 [ "$(in_vm 'stat -c %U /opt/openclaw /opt/openclaw/node/bin/node')" = "root
@@ -170,9 +175,12 @@ in_vm 'sudo ps -eo args' >"$work/ps.out"
 # Assigned first, so that a failing ssh or find stops the script instead of passing the test.
 loose=$(in_vm 'sudo find /opt/openclaw/ \( ! -user root -o -perm /022 \) ! -type l -print -quit')
 [ -z "$loose" ] || fail "$loose under /opt/openclaw is not root's, or is writable by others"
-in_vm 'sudo docker image inspect --format "{{.Os}}" openclaw-sandbox:bookworm-slim' | grep -qx linux ||
-  fail "the tool sandbox image was not imported"
-in_vm 'sudo docker run --rm --network none openclaw-sandbox:bookworm-slim cat /etc/debian_version' | grep -q '^12' ||
+# The tool containers' engine: the service user's rootless Podman, through its socket.
+oc_uid=$(in_vm 'id -u openclaw')
+podman_vm() { in_vm "sudo podman --url unix:///run/user/$oc_uid/podman/podman.sock $*"; }
+[ "$(podman_vm image inspect --format "{{.Os}}" openclaw-sandbox:bookworm-slim)" = linux ] ||
+  fail "the tool sandbox image was not imported into the service user's Podman"
+podman_vm run --rm --network none openclaw-sandbox:bookworm-slim cat /etc/debian_version | grep -q '^12' ||
   fail "the tool sandbox image does not run"
 
 step "OpenClaw itself reads the rendered configuration as hardened"
@@ -182,18 +190,22 @@ oc_cli() {
   in_vm "sudo systemd-run --wait --pipe --quiet --uid=openclaw --gid=openclaw -p EnvironmentFile=/etc/openclaw/secrets.env \
     $oc_env /opt/openclaw/node/bin/node /opt/openclaw/app/node_modules/openclaw/openclaw.mjs $*"
 }
-oc_cli config validate >"$work/oc-validate.txt" 2>&1 || { cat "$work/oc-validate.txt"; fail "openclaw config validate refuses the rendered configuration"; }
-oc_cli sandbox explain --json >"$work/oc-explain.json" 2>"$work/oc-explain.err" || { cat "$work/oc-explain.err"; fail "openclaw sandbox explain"; }
+# Each CLI start costs about a minute of Node.js under TCG, so the two run side by side, and
+# there is no separate `config validate`: `sandbox explain` refuses an invalid config itself
+# ("OpenClaw config is invalid", exit 1), while `security audit` would still run on one.
+oc_cli security audit --json >"$work/oc-audit.json" 2>"$work/oc-audit.err" &
+audit_pid=$!
+oc_cli sandbox explain --json >"$work/oc-explain.json" 2>"$work/oc-explain.err" || { cat "$work/oc-explain.err" "$work/oc-explain.json"; fail "openclaw sandbox explain refuses the rendered configuration"; }
 python3 - "$work/oc-explain.json" <<'PY' || fail "OpenClaw's effective tool sandbox is not the profile's: $(cat "$work/oc-explain.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
 s = d["sandbox"]
-assert (s["mode"], s["scope"], s["backend"], s["workspaceAccess"]) == ("all", "session", "docker", "rw"), s
+assert (s["mode"], s["scope"], s["backend"], s["workspaceAccess"]) == ("all", "session", "podman", "rw"), s
 assert s["sessionIsSandboxed"] is True, s
 assert [(m["hostRoot"], m["containerRoot"]) for m in s["workspaceMounts"]] == [("/workspace", "/workspace")], s["workspaceMounts"]
 assert d["elevated"]["enabled"] is False, d["elevated"]
 PY
-oc_cli security audit --json >"$work/oc-audit.json" 2>"$work/oc-audit.err" || { cat "$work/oc-audit.err"; fail "openclaw security audit"; }
+wait "$audit_pid" || { cat "$work/oc-audit.err"; fail "openclaw security audit"; }
 python3 - "$work/oc-audit.json" <<'PY' || fail "OpenClaw's own security audit of the VM: $(cat "$work/oc-audit.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))

@@ -13,7 +13,7 @@
 #   vm.sh stop                                poweroff, then kill after a grace period
 #   vm.sh status                              running or not (exit 0 / 3), port
 #   vm.sh rootfs                              a minbase Debian root filesystem archive (cached),
-#                                             for `docker import` as the tool sandbox image
+#                                             for `podman import` as the tool sandbox image
 #
 # Everything the script writes lives under $E2E_DIR (default /tmp/sandbox-e2e).
 # Environment: E2E_DIR, E2E_SSH_PORT (2222), E2E_MIRROR (default: the host's apt mirror),
@@ -584,7 +584,7 @@ cmd_stop() {
   log "stopped after ${waited} s"
 }
 
-# A plain minbase Debian, as `sandbox`'s docker role would debootstrap in the VM, built here
+# A plain minbase Debian, as `sandbox`'s podman role would debootstrap in the VM, built here
 # from the same mirror and .deb cache as the image (the guest doing it under TCG would take
 # minutes). Prints the archive's path.
 cmd_rootfs() {

@@ -895,6 +895,22 @@ fn check_tool_sandbox(
             );
         }
     }
+    // `gh` is a command the agent runs with `exec`, in its tool container: it reaches the
+    // network only if that container has one.
+    if bridge_tools.iter().any(|t| t == "gh") && network != "bridge" {
+        d.error(
+            "tool_sandbox.bridge_tools",
+            "`gh` runs inside the tool container, which has no network with `network: none`",
+            "set `tool_sandbox.network: bridge` (every tool container then reaches the proxy), or drop `gh`",
+        );
+    }
+    if bridge_tools.iter().any(|t| t == "browser") {
+        d.warning(
+            "tool_sandbox.bridge_tools",
+            "`browser` has no effect: OpenClaw's browser drives a browser outside the tool container, so it is always off",
+            "drop `browser`",
+        );
+    }
     if !bridge_tools.is_empty() {
         d.warning(
             "tool_sandbox.bridge_tools",
