@@ -137,7 +137,7 @@ ensure_host_tools() {
   # qemu packages from backports too, through a private apt source list and lists directory
   # under $E2E_DIR, so the host's apt configuration stays exactly as it was.
   log "stable qemu-system-x86 does not install; trying $SUITE-backports (private apt lists)"
-  local mirror apt=$E2E_DIR/apt want=()
+  local mirror apt=$E2E_DIR/apt
   mirror=$(apt_uri_for_suite "$SUITE" || echo http://deb.debian.org/debian)
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
   printf 'deb %s %s main\n' "$mirror" "$SUITE" "$mirror" "$SUITE-updates" "$mirror" "$SUITE-backports" \
@@ -145,10 +145,9 @@ ensure_host_tools() {
   local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=-
     -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
   apt-get "${opts[@]}" update >>"$TOOLS_LOG" 2>&1 || die "apt-get update (backports) failed; see $TOOLS_LOG"
-  for pkg in "${missing[@]}"; do
-    case $pkg in qemu-*) want+=("$pkg/$SUITE-backports") ;; *) want+=("$pkg") ;; esac
-  done
-  apt-get "${opts[@]}" install -y --no-install-recommends --no-remove "${want[@]}" >>"$TOOLS_LOG" 2>&1 ||
+  # -t, not pkg/suite: qemu's own dependencies (qemu-system-data, seabios) must come from
+  # backports too, at the versions the new qemu requires.
+  apt-get "${opts[@]}" install -y --no-install-recommends --no-remove -t "$SUITE-backports" "${missing[@]}" >>"$TOOLS_LOG" 2>&1 ||
     die "could not install ${missing[*]}; see $TOOLS_LOG"
 }
 
