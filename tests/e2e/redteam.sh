@@ -56,8 +56,6 @@ missing=$(in_vm 'for t in curl ping python3 iptables ufw podman; do sudo -u open
 [ -z "$missing" ] || fail "the VM lacks what the attempts use: $missing"
 podman_sock=/run/user/$uid/podman/podman.sock
 podman="podman --url unix://$podman_sock"
-missing=$(in_vm "sudo $podman run --rm --network none openclaw-sandbox:bookworm-slim bash -c 'for t in curl ping; do command -v \$t >/dev/null || echo \$t; done'")
-[ -z "$missing" ] || fail "the tool image lacks what the attempts use: $missing"
 
 since=$(in_vm 'date +%s')
 proxy=http://127.0.0.1:3128
@@ -75,6 +73,27 @@ container() {
   in_vm "sudo $podman run --rm --network $net -e HTTPS_PROXY=$p -e HTTP_PROXY=$p -e https_proxy=$p -e http_proxy=$p \
     --add-host allowed.test:10.0.2.2 --add-host blocked.test:10.0.2.2 \
     -v /tmp/redteam-ca.pem:/ca.pem:ro $image bash -c $(printf %q "$2")"
+}
+# attempts NETWORK NAME CMD [NAME CMD]...: runs each CMD (bash) in one container on NETWORK, each
+# in a shell of its own, and keeps its output and exit status for `attempted NAME`. One container
+# per network, not per attempt: under TCG every Podman start costs seconds.
+attempts() {
+  local net=$1 script='' out; shift
+  while (($#)); do
+    script+="echo '@@@ begin $1'; ( $2 ) 2>&1; echo \"@@@ end $1 \$?\"; "
+    shift 2
+  done
+  out=$(container "$net" "$script") || fail "the attempts container on $net did not run: $(tail -c 300 <<<"$out")"
+  awk -v dir="$rt" '
+    /^@@@ begin / { name = $3; file = dir "/attempt." name ".out"; printf "" > file; next }
+    /^@@@ end / { print $4 > (dir "/attempt." $3 ".rc"); close(file); name = ""; next }
+    name != "" { print >> file }' <<<"$out"
+}
+# attempted NAME: replays an attempt `attempts` ran: its output, and its exit status.
+attempted() {
+  [[ -e $rt/attempt.$1.rc ]] || fail "attempt $1 did not run to its end"
+  cat "$rt/attempt.$1.out"
+  return "$(cat "$rt/attempt.$1.rc")"
 }
 # refused WHAT RUNNER ARG... : the attempt must fail.
 refused() {
@@ -208,32 +227,47 @@ step "a tool container cannot get out either"
 # Its denials are the service user's, like the agent's above: only lines from now on count.
 sleep 1
 since=$(in_vm 'date +%s')
-refused_with "(403|Forbidden)" "a non-allowed domain through the proxy, from a container" container bridge 'curl -fsS -m 20 --cacert /ca.pem https://nope.container.test/container-blocked'
+attempts bridge \
+  tools 'for t in curl ping; do command -v $t >/dev/null || echo "missing: $t"; done' \
+  blocked 'curl -fsS -m 20 --cacert /ca.pem https://nope.container.test/container-blocked' \
+  direct 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-direct' \
+  rawip 'curl -fsS -m 20 http://10.0.2.2/container-rawip' \
+  udp 'echo x > /dev/udp/10.0.2.2/53' \
+  icmp 'ping -c 1 -W 3 10.0.2.2' \
+  provision 'curl -fsS -m 10 -x http://10.41.0.2:3129 http://allowed.test/container-provision' \
+  port 'curl -sS -m 10 --noproxy "*" http://10.0.2.2:9999/' \
+  socket "test -S /run/openclaw-podman.sock || test -S $podman_sock"
+attempts none \
+  none 'curl -fsS -m 10 http://10.0.2.2/container-none' \
+  none_proxy 'curl -fsS -m 10 -x http://10.41.0.2:3128 http://allowed.test/container-none-proxy'
+# A missing tool would make an attempt fail for the wrong reason.
+tools=$(attempted tools) || fail "the tool image's tool check failed: $tools"
+[ -z "$tools" ] || fail "the tool image lacks what the attempts use: $tools"
+refused_with "(403|Forbidden)" "a non-allowed domain through the proxy, from a container" attempted blocked
 proxy_denied "a non-allowed domain from a container" "CONNECT nope.container.test:443"
-refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "direct HTTPS from a bridge container" container bridge 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-direct'
+refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "direct HTTPS from a bridge container" attempted direct
 logged "direct HTTPS from a container" "UID=$uid " "DST=10.0.2.2 " "DPT=443 "
 never "direct HTTPS from a container" '"/container-direct"'
-refused_with "(403|Forbidden)" "a raw IP through the proxy, from a container" container bridge 'curl -fsS -m 20 http://10.0.2.2/container-rawip'
+refused_with "(403|Forbidden)" "a raw IP through the proxy, from a container" attempted rawip
 proxy_denied "a raw IP from a container" "http://10.0.2.2/container-rawip"
 never "a raw IP from a container" '"/container-rawip"'
-container bridge 'echo x > /dev/udp/10.0.2.2/53' >/dev/null 2>&1 || true
 logged "DNS/UDP from a container" "UID=$uid " "PROTO=UDP " "DPT=53 "
-refused "ICMP from a container" container bridge 'ping -c 1 -W 3 10.0.2.2'
+refused "ICMP from a container" attempted icmp
 # slirp4netns, without ping sockets for the service user, sends an echo request on as UDP to
 # the echo port.
 logged "ICMP from a container" "UID=$uid " "PROTO=UDP " "DPT=7 "
-refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "the provisioning port from a container" container bridge 'curl -fsS -m 10 -x http://10.41.0.2:3129 http://allowed.test/container-provision'
+refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "the provisioning port from a container" attempted provision
 logged "the provisioning port from a container" "UID=$uid " "DPT=3129 "
 never "the provisioning port from a container" '"/container-provision"'
-refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "another port of the host from a container" container bridge 'curl -sS -m 10 --noproxy "*" http://10.0.2.2:9999/'
+refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "another port of the host from a container" attempted port
 logged "another port of the host from a container" "UID=$uid " "DPT=9999 "
 # The engine's socket is the gateway's alone, bound into its unit only.
-refused "the Podman socket from a container" container bridge "test -S /run/openclaw-podman.sock || test -S $podman_sock"
+refused "the Podman socket from a container" attempted socket
 # --network host still runs as the service user, so the firewall holds it like the agent.
 refused_with "(refused|Failed to connect|Couldn.t connect|reset)" "direct HTTPS from a --network host container" container host 'curl -fsS -m 20 --noproxy "*" --cacert /ca.pem https://allowed.test/container-hostnet'
 never "a --network host container" '"/container-hostnet"'
-refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the network from a --network none container" container none 'curl -fsS -m 10 http://10.0.2.2/container-none'
-refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the proxy from a --network none container" container none 'curl -fsS -m 10 -x http://10.41.0.2:3128 http://allowed.test/container-none-proxy'
+refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the network from a --network none container" attempted none
+refused_with "(unreachable|Failed to connect|Couldn.t connect)" "the proxy from a --network none container" attempted none_proxy
 sleep 1
 never "DNS/UDP from a container" '"udp-53"'
 never "another port of the host from a container" '"tcp-9999"'
