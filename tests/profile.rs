@@ -269,6 +269,52 @@ fn unreadable_and_malformed_files_are_clear_errors() {
 }
 
 #[test]
+fn gateway_source_is_checked() {
+    let t = Test::new().file("proj/.keep", "").file("scratch/.keep", "");
+    t.profile(
+        "src",
+        "name: src\nextends: default\n\
+         workspaces: [{host: ~/proj, name: proj}, {host: ~/scratch, name: scratch, guest: /scratch, mode: writable}]\n\
+         gateway: {install: workspace, source: {workspace: nope, path: ../up, build: [[pnpm, build], []]}}\n",
+    )
+    .args(["-p", "src", "profile", "validate"])
+    .run()
+    .status(1)
+    .stderr_contains("`gateway.source.workspace`: no workspace is named `nope`")
+    .stderr_contains("use one of the profile's workspaces: proj, scratch")
+    .stderr_contains("`gateway.source.path`: `../up` is not a folder inside the workspace")
+    .stderr_contains("`gateway.source.build[1]`: an empty command");
+    let t = Test::new().file("proj/.keep", "").file("scratch/.keep", "");
+    t.profile(
+        "w",
+        "name: w\nextends: default\n\
+         workspaces: [{host: ~/proj, name: proj}, {host: ~/scratch, name: scratch, guest: /scratch, mode: writable}]\n\
+         gateway: {install: workspace, source: {workspace: scratch}}\n",
+    )
+    .args(["-p", "w", "profile", "validate"])
+    .run()
+    .status(1)
+    .stderr_contains(
+        "`gateway.source.workspace`: workspace `scratch` is writable: the agent could change the gateway's code",
+    );
+    Test::new()
+        .profile("n", "name: n\nextends: default\ngateway: {source: {workspace: workspace}}\n")
+        .args(["-p", "n", "profile", "validate"])
+        .run()
+        .status(1)
+        .stderr_contains("`gateway.source`: `source` is only used by `install: workspace`");
+    let t = Test::new().file("proj/.keep", "");
+    t.profile(
+        "ok",
+        "name: ok\nextends: default\nworkspaces: [{host: ~/proj, name: proj}]\n\
+         gateway: {install: workspace, source: {workspace: proj}}\n",
+    )
+    .args(["-p", "ok", "profile", "validate"])
+    .run()
+    .success();
+}
+
+#[test]
 fn gateway_install_source_and_tool_image_are_checked() {
     Test::new()
         .profile(
@@ -279,7 +325,9 @@ fn gateway_install_source_and_tool_image_are_checked() {
         .args(["-p", "g", "profile", "validate"])
         .run()
         .status(1)
-        .stderr_contains("`gateway.install`: `install: workspace` (building OpenClaw from a mounted checkout) is not supported by this version")
+        .stderr_contains(
+            "`gateway.install`: `install: workspace` needs `gateway.source` to say which checkout to build",
+        )
         .stderr_contains("`gateway.registry`: the URL carries credentials")
         .stderr_contains("`tool_sandbox.rootfs`: `[HOME]/missing.tar.gz` does not exist")
         .stderr_contains("`tool_sandbox.mirror`: `ftp.example.com` is not an http(s) URL");

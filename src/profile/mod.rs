@@ -209,10 +209,28 @@ pub(crate) struct Gateway {
     #[serde(rename = "auth", serialize_with = "serialize_token_secret")]
     pub(crate) token_secret: String,
     pub(crate) install: Install,
-    /// npm registry OpenClaw is installed from (`install: npm`).
+    /// npm registry OpenClaw (`install: npm`) or a checkout's dependencies (`install: workspace`)
+    /// come from.
     pub(crate) registry: String,
     pub(crate) node: NodeRuntime,
+    /// The checkout `install: workspace` builds; `None` with `install: npm`.
+    pub(crate) source: Option<GatewaySource>,
 }
+
+/// An OpenClaw checkout in one of the profile's workspaces, built inside the VM.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct GatewaySource {
+    /// Name of the workspace holding the checkout.
+    pub(crate) workspace: String,
+    /// The checkout's folder inside that workspace, relative, normalised (`""` for its root).
+    pub(crate) path: String,
+    /// Build commands (argv lists), run in a copy of the checkout after its dependencies are in.
+    pub(crate) build: Vec<Vec<String>>,
+}
+
+/// OpenClaw's own build from a checkout (its README: `pnpm ui:build`, `pnpm build`); the
+/// dependencies are installed before, from the lockfile.
+pub(crate) const DEFAULT_SOURCE_BUILD: [&[&str]; 2] = [&["pnpm", "ui:build"], &["pnpm", "build"]];
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -99,6 +99,15 @@ pub(crate) struct RawGateway {
     pub(crate) install: Option<String>,
     pub(crate) registry: Option<String>,
     pub(crate) node: Option<RawNode>,
+    pub(crate) source: Option<RawGatewaySource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGatewaySource {
+    pub(crate) workspace: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) build: Option<Vec<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

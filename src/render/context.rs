@@ -117,6 +117,15 @@ pub(crate) struct GatewayContext {
     pub(crate) working_directory: String,
     /// Guest paths the gateway may write besides its state directory.
     pub(crate) writable_paths: Vec<String>,
+    pub(crate) source: Option<SourceContext>,
+}
+
+/// What `install: workspace` builds: the checkout as the host has it (the read-only share, never
+/// the overlay's merged view, which the agent writes), and how.
+#[derive(Debug, Serialize)]
+pub(crate) struct SourceContext {
+    pub(crate) dir: String,
+    pub(crate) build: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,10 +230,13 @@ impl Context {
             .collect();
         let overlays: Vec<WorkspaceContext> = workspaces.iter().filter(|w| w.mode == "overlay").cloned().collect();
         let gateway = &profile.gateway;
-        let entry = match gateway.install {
-            Install::Npm => format!("{INSTALL_PREFIX}/app/node_modules/openclaw/openclaw.mjs"),
-            Install::Workspace => format!("{INSTALL_PREFIX}/src/openclaw.mjs"),
-        };
+        // Both install the `openclaw` package into the same place: a checkout is packed first.
+        let entry = format!("{INSTALL_PREFIX}/app/node_modules/openclaw/openclaw.mjs");
+        let source = gateway.source.as_ref().and_then(|s| {
+            let w = workspaces.iter().find(|w| w.name == s.workspace)?;
+            let dir = if s.path.is_empty() { w.mount_point.clone() } else { format!("{}/{}", w.mount_point, s.path) };
+            Some(SourceContext { dir, build: s.build.clone() })
+        });
         let writable_paths = workspaces.iter().filter(|w| w.mode != "readonly").map(|w| w.guest.clone()).collect();
         let dns: Vec<String> = profile.network.dns.iter().map(ToString::to_string).collect();
         let mut v4 = Vec::new();
@@ -299,6 +311,7 @@ impl Context {
                 entry,
                 working_directory: workspaces.first().map_or_else(|| STATE_DIR.to_owned(), |w| w.guest.clone()),
                 writable_paths,
+                source,
             },
             firewall: FirewallContext {
                 ssh_port: profile.vm.ssh.as_ref().map_or(22, |s| s.guest_port),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::environment::Environment;
 use crate::profile::diagnostic::Diagnostics;
 use crate::profile::load::Loaded;
-use crate::profile::raw::{RawProfile, RawWorkspace};
+use crate::profile::raw::{RawGatewaySource, RawProfile, RawWorkspace};
 
 /// A secrets source once its one key is known.
 enum RawSecretSource {
@@ -16,9 +16,9 @@ enum RawSecretSource {
     Exec(Vec<String>),
 }
 use crate::profile::{
-    Arch, Backend, Bind, ByteSize, Cidr, DomainPattern, Egress, EgressRule, Gateway, Image, Install, Network,
-    NodeRuntime, Profile, Proto, Provision, SecretRules, SecretSource, Secrets, SshTarget, SyncPolicy, ToolSandbox, Vm,
-    VmType, Workspace, WorkspaceMode,
+    Arch, Backend, Bind, ByteSize, Cidr, DEFAULT_SOURCE_BUILD, DomainPattern, Egress, EgressRule, Gateway,
+    GatewaySource, Image, Install, Network, NodeRuntime, Profile, Proto, Provision, SecretRules, SecretSource, Secrets,
+    SshTarget, SyncPolicy, ToolSandbox, Vm, VmType, Workspace, WorkspaceMode,
 };
 
 /// The OpenClaw release the default profile pins.
@@ -66,7 +66,7 @@ pub(crate) fn check(raw: RawProfile, loaded: &Loaded, env: &Environment, d: &mut
     let name = check_name(raw.name, loaded.top_has_name, d);
     let vm = check_vm(raw.vm.unwrap_or_default(), env, &base_of, d);
     let workspaces = check_workspaces(raw.workspaces.unwrap_or_default(), env, &base_of, d);
-    let gateway = check_gateway(raw.gateway.unwrap_or_default(), env, &base_of, d);
+    let gateway = check_gateway(raw.gateway.unwrap_or_default(), env, &base_of, &workspaces, d);
     let network = check_network(raw.network.unwrap_or_default(), gateway.port, vm.backend, d);
     let secrets = check_secrets(raw.secrets.unwrap_or_default(), env, &base_of, &workspaces, d);
     let tool_sandbox = check_tool_sandbox(raw.tool_sandbox.unwrap_or_default(), env, &base_of, d);
@@ -619,6 +619,7 @@ fn check_gateway(
     raw: crate::profile::raw::RawGateway,
     env: &Environment,
     base_of: &dyn Fn(&str) -> PathBuf,
+    workspaces: &[Workspace],
     d: &mut Diagnostics<'_>,
 ) -> Gateway {
     let version = raw.version.unwrap_or_else(|| DEFAULT_GATEWAY_VERSION.to_owned());
@@ -653,18 +654,10 @@ fn check_gateway(
         );
     }
     let install = match one_of(d, "gateway.install", raw.install.as_deref(), &["npm", "workspace"], "npm") {
-        "workspace" => {
-            // Refused here rather than after minutes of provisioning: the gateway role installs
-            // from the npm registry only so far.
-            d.error(
-                "gateway.install",
-                "`install: workspace` (building OpenClaw from a mounted checkout) is not supported by this version",
-                "use `install: npm` with the version to pin in `gateway.version`",
-            );
-            Install::Workspace
-        }
+        "workspace" => Install::Workspace,
         _ => Install::Npm,
     };
+    let source = check_gateway_source(raw.source, install, workspaces, d);
     let registry = raw.registry.unwrap_or_else(|| DEFAULT_NPM_REGISTRY.to_owned());
     check_url(d, "gateway.registry", &registry, "an npm registry URL, e.g. `https://registry.npmjs.org/`");
     if registry.starts_with("http://") {
@@ -706,7 +699,91 @@ fn check_gateway(
         install,
         registry,
         node: NodeRuntime { version: node_version, archive, sha256: node_raw.sha256.map(|s| s.to_ascii_lowercase()) },
+        source,
     }
+}
+
+/// `gateway.source`: required by `install: workspace`, meaningless without it.
+fn check_gateway_source(
+    raw: Option<RawGatewaySource>,
+    install: Install,
+    workspaces: &[Workspace],
+    d: &mut Diagnostics<'_>,
+) -> Option<GatewaySource> {
+    let raw = match (install, raw) {
+        (Install::Npm, None) => return None,
+        (Install::Npm, Some(_)) => {
+            d.error(
+                "gateway.source",
+                "`source` is only used by `install: workspace`",
+                "set `install: workspace` to build OpenClaw from it, or remove `source`",
+            );
+            return None;
+        }
+        (Install::Workspace, None) => {
+            d.error(
+                "gateway.install",
+                "`install: workspace` needs `gateway.source` to say which checkout to build",
+                "add `source: {workspace: NAME}`, NAME being the workspace that holds the OpenClaw checkout",
+            );
+            return None;
+        }
+        (Install::Workspace, Some(raw)) => raw,
+    };
+    let names: Vec<&str> = workspaces.iter().map(|w| w.name.as_str()).collect();
+    let workspace = match raw.workspace {
+        Some(name) if workspaces.iter().any(|w| w.name == name && w.mode == WorkspaceMode::Writable) => {
+            // The gateway's code would then be whatever the agent last wrote there.
+            d.error(
+                "gateway.source.workspace",
+                format!("workspace `{name}` is writable: the agent could change the gateway's code"),
+                "build from an `overlay` or `readonly` workspace; the VM builds from the host's files only",
+            );
+            name
+        }
+        Some(name) if names.contains(&name.as_str()) => name,
+        Some(name) => {
+            d.error(
+                "gateway.source.workspace",
+                format!("no workspace is named `{name}`"),
+                format!("use one of the profile's workspaces: {}", names.join(", ")),
+            );
+            name
+        }
+        None => {
+            d.error(
+                "gateway.source.workspace",
+                "missing: the workspace that holds the OpenClaw checkout",
+                format!("set it to one of the profile's workspaces: {}", names.join(", ")),
+            );
+            String::new()
+        }
+    };
+    let raw_path = raw.path.unwrap_or_default();
+    let parts: Vec<&str> = raw_path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if raw_path.starts_with('/') || parts.contains(&"..") {
+        d.error(
+            "gateway.source.path",
+            format!("`{raw_path}` is not a folder inside the workspace"),
+            "give a relative path without `..`, e.g. `openclaw`",
+        );
+    }
+    let build = match raw.build {
+        None => DEFAULT_SOURCE_BUILD.iter().map(|argv| argv.iter().map(|a| (*a).to_owned()).collect()).collect(),
+        Some(build) => {
+            for (i, argv) in build.iter().enumerate() {
+                if argv.first().is_none_or(String::is_empty) {
+                    d.error(
+                        &format!("gateway.source.build[{i}]"),
+                        "an empty command",
+                        "give each command as a list, program first, e.g. `[pnpm, build]`",
+                    );
+                }
+            }
+            build
+        }
+    };
+    Some(GatewaySource { workspace, path: parts.join("/"), build })
 }
 
 /// `raw` expanded (`~`, `$VAR`, relative to the file that set `key`), with an error when no
