@@ -55,6 +55,15 @@ with zipfile.ZipFile(wheel) as z:
             out.write(src.read())
         mode = (info.external_attr >> 16) & 0o777
         os.chmod(dest, mode or 0o644)
+# The wheel copies npm's, npx's and corepack's launchers into bin/, where their relative
+# requires break; the official archive has symlinks.
+for name, target in [("npm", "../lib/node_modules/npm/bin/npm-cli.js"),
+                     ("npx", "../lib/node_modules/npm/bin/npx-cli.js"),
+                     ("corepack", "../lib/node_modules/corepack/dist/corepack.js")]:
+    link = os.path.join(top, "bin", name)
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(target, link)
 PY
     XZ_OPT=-1 tar -C "$E2E_DIR/node" -cJf "$node_archive.tmp" "node-v$node_version-linux-x64"
     mv "$node_archive.tmp" "$node_archive"
