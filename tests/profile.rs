@@ -297,6 +297,19 @@ fn gateway_source_is_checked() {
     .stderr_contains(
         "`gateway.source.workspace`: workspace `scratch` is writable: the agent could change the gateway's code",
     );
+    let t = Test::new().file("proj/sub/.keep", "");
+    t.profile(
+        "nested",
+        "name: nested\nextends: default\n\
+         workspaces: [{host: ~/proj, name: proj}, {host: ~/proj/sub, name: sub, guest: /sub, mode: writable}]\n\
+         gateway: {install: workspace, source: {workspace: proj}}\n",
+    )
+    .args(["-p", "nested", "profile", "validate"])
+    .run()
+    .status(1)
+    .stderr_contains(
+        "`gateway.source.workspace`: workspace `proj` shares host files with the writable workspace `sub`",
+    );
     Test::new()
         .profile("n", "name: n\nextends: default\ngateway: {source: {workspace: workspace}}\n")
         .args(["-p", "n", "profile", "validate"])

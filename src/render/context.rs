@@ -124,6 +124,8 @@ pub(crate) struct GatewayContext {
 /// the overlay's merged view, which the agent writes), and how.
 #[derive(Debug, Serialize)]
 pub(crate) struct SourceContext {
+    /// The workspace's share: `dir` must stay inside it.
+    pub(crate) root: String,
     pub(crate) dir: String,
     pub(crate) build: Vec<Vec<String>>,
 }
@@ -235,7 +237,7 @@ impl Context {
         let source = gateway.source.as_ref().and_then(|s| {
             let w = workspaces.iter().find(|w| w.name == s.workspace)?;
             let dir = if s.path.is_empty() { w.mount_point.clone() } else { format!("{}/{}", w.mount_point, s.path) };
-            Some(SourceContext { dir, build: s.build.clone() })
+            Some(SourceContext { root: w.mount_point.clone(), dir, build: s.build.clone() })
         });
         let writable_paths = workspaces.iter().filter(|w| w.mode != "readonly").map(|w| w.guest.clone()).collect();
         let dns: Vec<String> = profile.network.dns.iter().map(ToString::to_string).collect();

@@ -78,9 +78,11 @@ container() {
 # in a shell of its own, and keeps its output and exit status for `attempted NAME`. One container
 # per network, not per attempt: under TCG every Podman start costs seconds.
 attempts() {
-  local net=$1 script='' out; shift
+  local net=$1 script='' out names=(); shift
   while (($#)); do
-    script+="echo '@@@ begin $1'; ( $2 ) 2>&1; echo \"@@@ end $1 \$?\"; "
+    # The empty echo: an attempt's last line may lack its newline; the marker needs its own line.
+    script+="echo '@@@ begin $1'; ( $2 ) 2>&1; r=\$?; echo; echo \"@@@ end $1 \$r\"; "
+    names+=("$1")
     shift 2
   done
   out=$(container "$net" "$script") || fail "the attempts container on $net did not run: $(tail -c 300 <<<"$out")"
@@ -88,10 +90,12 @@ attempts() {
     /^@@@ begin / { name = $3; file = dir "/attempt." name ".out"; printf "" > file; next }
     /^@@@ end / { print $4 > (dir "/attempt." $3 ".rc"); close(file); name = ""; next }
     name != "" { print >> file }' <<<"$out"
+  for name in "${names[@]}"; do
+    [[ -e $rt/attempt.$name.rc ]] || fail "attempt $name did not run to its end: $(tail -c 300 <<<"$out")"
+  done
 }
 # attempted NAME: replays an attempt `attempts` ran: its output, and its exit status.
 attempted() {
-  [[ -e $rt/attempt.$1.rc ]] || fail "attempt $1 did not run to its end"
   cat "$rt/attempt.$1.out"
   return "$(cat "$rt/attempt.$1.rc")"
 }

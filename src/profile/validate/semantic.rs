@@ -741,7 +741,20 @@ fn check_gateway_source(
             );
             name
         }
-        Some(name) if names.contains(&name.as_str()) => name,
+        Some(name) if names.contains(&name.as_str()) => {
+            let host = workspaces.iter().find(|w| w.name == name).map(|w| w.host.clone()).unwrap_or_default();
+            let overlapping = workspaces.iter().find(|w| {
+                w.mode == WorkspaceMode::Writable && (w.host.starts_with(&host) || host.starts_with(&w.host))
+            });
+            if let Some(w) = overlapping {
+                d.error(
+                    "gateway.source.workspace",
+                    format!("workspace `{name}` shares host files with the writable workspace `{}`", w.name),
+                    "the agent could change the gateway's code through it; keep the checkout out of writable workspaces",
+                );
+            }
+            name
+        }
         Some(name) => {
             d.error(
                 "gateway.source.workspace",
