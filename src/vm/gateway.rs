@@ -11,6 +11,11 @@ use crate::profile::Profile;
 /// under TCG saw three misses in a row); the wait's timeout still bounds a real crash loop.
 const CRASH_LOOP: u64 = 5;
 
+/// Between two probes. Each probe is an SSH login, `sudo` and `systemctl` in the VM: in a slow
+/// VM, probing every few seconds took CPU the starting gateway's workers needed to make
+/// OpenClaw's five-second heartbeat.
+const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Prints, as root in the VM, the gateway unit's state and restart count and whether its health
 /// endpoint answers. Arguments: the unit, the port, then `--start` (start a unit that is enabled
 /// but not running: it may have failed before its secrets were fixed) or `--journal` (also print
@@ -86,7 +91,7 @@ pub(super) fn wait(
                 return Err(VmError::GatewayUnhealthy { problem, journal, help });
             }
         }
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(PROBE_INTERVAL);
     }
 }
 
