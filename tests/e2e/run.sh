@@ -123,14 +123,8 @@ step "the VM sees the workspace read-only"
 if in_vm 'sudo touch /mnt/sandbox/lower/workspace/x' 2>"$work/ro.err"; then fail "the share is writable"; fi
 grep -q "Read-only file system" "$work/ro.err" || fail "touching the share failed for another reason: $(cat "$work/ro.err")"
 
-# The gateway role installs OpenClaw from the npm registry. Where this machine's own traffic to
-# the registry goes through a TLS-inspecting proxy, the VM needs that CA too, as a company VM
-# would (npm runs with --use-system-ca); on an ordinary machine there is nothing to copy.
-for ca in /usr/local/share/ca-certificates/*.crt; do
-  [ -e "$ca" ] || continue
-  in_vm "sudo tee /usr/local/share/ca-certificates/host-$(basename "$ca") >/dev/null" <"$ca"
-  in_vm 'sudo update-ca-certificates >/dev/null 2>&1'
-done
+# The gateway role installs OpenClaw from the npm registry (npm runs with --use-system-ca).
+bash "$vm" trust-host-cas
 
 step "up: provision with the real ansible-playbook"
 t0=$(date +%s.%N)

@@ -10,6 +10,7 @@
 #   vm.sh build [--force]                     debootstrap + raw ext4 image (cached)
 #   vm.sh start [--workspace DIR] [--persist] boot, wait for ssh, print how to connect
 #   vm.sh ssh [--] [CMD...]                   ssh in as dev (interactive without CMD)
+#   vm.sh trust-host-cas                      add this machine's extra CAs to the VM's store
 #   vm.sh stop                                poweroff, then kill after a grace period
 #   vm.sh status                              running or not (exit 0 / 3), port
 #   vm.sh rootfs                              a minbase Debian root filesystem archive (cached),
@@ -552,6 +553,18 @@ cmd_ssh() {
   exec ssh -F "$SSH_CONFIG" "$VM_HOSTNAME"
 }
 
+# Where this machine's own traffic to package registries goes through a TLS-inspecting proxy,
+# the VM needs that CA too, as a company VM would; on an ordinary machine there is nothing to copy.
+cmd_trust_host_cas() {
+  running_pid >/dev/null || die "not running; run: $0 start"
+  local ca
+  for ca in /usr/local/share/ca-certificates/*.crt; do
+    [[ -e $ca ]] || continue
+    ssh -F "$SSH_CONFIG" "$VM_HOSTNAME" -- "sudo tee /usr/local/share/ca-certificates/host-$(basename "$ca") >/dev/null" <"$ca"
+    ssh -F "$SSH_CONFIG" "$VM_HOSTNAME" -- 'sudo update-ca-certificates >/dev/null 2>&1'
+  done
+}
+
 cmd_stop() {
   take_lock
   local pid waited=0 grace=$STOP_GRACE
@@ -631,6 +644,7 @@ main() {
   build) cmd_build "$@" ;;
   start) cmd_start "$@" ;;
   ssh) cmd_ssh "$@" ;;
+  trust-host-cas) cmd_trust_host_cas "$@" ;;
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
   rootfs) cmd_rootfs "$@" ;;

@@ -57,11 +57,7 @@ step "boot a fresh VM with it shared read-only"
 bash "$vm" start --workspace "$work/home/ws" >/dev/null
 port=$(cat "$E2E_DIR/ssh.port")
 in_vm() { bash "$vm" ssh -- "$@"; }
-for ca in /usr/local/share/ca-certificates/*.crt; do
-  [ -e "$ca" ] || continue
-  in_vm "sudo tee /usr/local/share/ca-certificates/host-$(basename "$ca") >/dev/null" <"$ca"
-  in_vm 'sudo update-ca-certificates >/dev/null 2>&1'
-done
+bash "$vm" trust-host-cas
 ( umask 077; printf 'OPENCLAW_GATEWAY_TOKEN=wsinstall-%s\n' "$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" >"$work/home/.config/sandbox/secrets.env" )
 cat >"$work/home/.config/sandbox/profiles/src.yaml" <<EOF
 name: src
