@@ -151,7 +151,7 @@ pub(crate) fn ask(request: &InitRequest, env: &Environment) -> Result<Answers, I
             if crate::profile::validate::is_exact_version(v) {
                 Ok(())
             } else {
-                Err("an exact version such as 2026.9.6")
+                Err("an exact version such as 2026.8.2")
             }
         })
         .interact_text()

@@ -21,8 +21,12 @@ use crate::profile::{
     SshTarget, SyncPolicy, ToolSandbox, Vm, VmType, Workspace, WorkspaceMode,
 };
 
-/// The OpenClaw release the default profile pins.
-pub(crate) const DEFAULT_GATEWAY_VERSION: &str = "2026.9.6";
+/// The OpenClaw release the default profile pins. Not 2026.9.x: from 2026.9.1 on, every first
+/// start after a config change runs a state migration whose lease worker must load within a
+/// hard-coded 5 s (`LEASE_HEARTBEAT_START_TIMEOUT_MS`), and an emulated VM (qemu TCG: an x86_64
+/// guest on Apple silicon, or CI without KVM) needs 6-9 s for it, so that gateway never starts
+/// there (exit 78, "state lease heartbeat did not become ready"). 2026.8.2 has no such worker.
+pub(crate) const DEFAULT_GATEWAY_VERSION: &str = "2026.8.2";
 /// The Node.js release installed for the gateway (OpenClaw needs >= 24.16).
 pub(crate) const DEFAULT_NODE_VERSION: &str = "24.19.0";
 pub(crate) const DEFAULT_GATEWAY_PORT: u16 = 18789;
