@@ -23,7 +23,9 @@ set -euo pipefail
 
 E2E_DIR=${E2E_DIR:-/tmp/sandbox-e2e}
 SUITE=bookworm
-IMAGE_SIZE=3G
+# OpenClaw 2026.8.2 unpacks to about 900 MiB, staged beside the tool image and the apt cache;
+# 3G ran out of space at the first tool container. (The default profile gives its Lima VM 50GiB.)
+IMAGE_SIZE=6G
 VM_HOSTNAME=sandbox-e2e
 VM_USER=dev
 MEM=${E2E_MEM:-2048}
