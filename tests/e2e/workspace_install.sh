@@ -13,7 +13,7 @@
 # host's checkout, nothing in the overlay's upper, no build copy left behind). Then
 # `up --reprovision` must change nothing: the fingerprint of an unchanged checkout is stable.
 #
-# Status: run by hand (about 20 min under TCG), not by run.sh: CI's budget has no room for a
+# Status: run by hand (passed on 2026-11-27 in about 55 min under TCG), not by run.sh: CI's budget has no room for a
 # second OpenClaw install.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -50,6 +50,14 @@ json.dump(d, open(p, "w"), indent=2)
 PY
 (cd "$work/home/ws/openclaw" && npm install --silent --package-lock-only --ignore-scripts --no-audit --no-fund)
 [ -s "$work/home/ws/openclaw/package-lock.json" ] || fail "npm wrote no package-lock.json"
+# The build: a marker in dist/, listed in dist/postinstall-inventory.json as OpenClaw's own build
+# lists its outputs (OpenClaw's install step deletes every file of dist/ the list does not name).
+cat >"$work/home/ws/openclaw/build-marker.mjs" <<'JS'
+import { readFileSync, writeFileSync } from "node:fs";
+writeFileSync("dist/built-in-the-vm.txt", `${process.version}\n`);
+const inventory = JSON.parse(readFileSync("dist/postinstall-inventory.json", "utf8"));
+writeFileSync("dist/postinstall-inventory.json", JSON.stringify([...inventory, "dist/built-in-the-vm.txt"]));
+JS
 printf 'notes\n' >"$work/home/ws/notes.txt"
 host_before=$(cd "$work/home/ws" && find . -printf '%p %s %T@\n' | sort | sha256sum)
 
@@ -70,7 +78,7 @@ gateway:
   source:
     workspace: workspace
     path: openclaw
-    build: [[node, -e, "require('fs').writeFileSync('dist/.built-in-the-vm', process.version + '\\\\n')"]]
+    build: [[node, build-marker.mjs]]
   node: {version: "$node_version", archive: $node_archive}
 tool_sandbox: {rootfs: $rootfs}
 network: {host_address: 10.0.2.2, dns: [10.0.2.3]}
@@ -86,7 +94,7 @@ case "$app" in
   /opt/openclaw/openclaw-$version-src-????????????????) ;;
   *) fail "the app link points at $app, not at a build of the checkout" ;;
 esac
-[ "$(in_vm "cat $app/node_modules/openclaw/dist/.built-in-the-vm")" = "v$node_version" ] ||
+[ "$(in_vm "cat $app/node_modules/openclaw/dist/built-in-the-vm.txt")" = "v$node_version" ] ||
   fail "the installed package lacks the build command's output"
 [ "$(in_vm 'systemctl is-active openclaw-gateway.service')" = active ] || fail "the gateway is not active"
 in_vm 'curl -fsS -m 10 -o /dev/null http://127.0.0.1:18789/healthz' || fail "the gateway does not answer /healthz"
