@@ -40,6 +40,9 @@ sock=/run/user/$uid/podman/podman.sock
 podman_vm() { in_vm "sudo podman --url unix://$sock $*"; }
 in_vm 'grep -q allowed.test /etc/hosts' || fail "the VM does not resolve allowed.test (run the red-team test first)"
 
+upper_list() { in_vm 'sudo find /var/lib/sandbox/overlay/workspace/upper -mindepth 1 | sort'; }
+upper_before=$(upper_list)
+
 step "start the scripted model on 127.0.0.1:80"
 # Each line of the tool's output is checked below, in this order.
 command='id -u; cat /workspace/a.txt; cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max; grep CapEff /proc/self/status; ls /sys/class/net; touch /probe 2>&1 || true; echo written by the agent > /workspace/from-agent.txt'
@@ -122,3 +125,8 @@ step "its write landed in the overlay's upper only, and OpenClaw seeded nothing 
   fail "the tool's write is not in the overlay's upper"
 [ ! -e "$host_ws/from-agent.txt" ] || fail "the tool's write reached the host without the gate"
 in_vm 'test ! -e /workspace/AGENTS.md && test ! -e /workspace/SOUL.md' || fail "OpenClaw seeded its persona files into the workspace"
+
+# run.sh goes on to check the agent's changes it makes itself; this turn's must not be among them.
+in_vm 'sudo -u openclaw rm /workspace/from-agent.txt'
+[ "$(upper_list)" = "$upper_before" ] ||
+  fail "the turn left more in the overlay's upper than its one file: $(diff <(echo "$upper_before") <(upper_list))"

@@ -9,7 +9,8 @@
 #   `up --reprovision` changes nothing but unmounting a workspace no longer in the profile ->
 #   `reset` clears the overlay.
 #   (tests/e2e/agent_turn.sh, a real agent turn whose tool runs in a rootless Podman container,
-#   is run by hand: under TCG it is not reliable yet, see its header.)
+#   runs near the end only with E2E_AGENT_TURN=1: under TCG it is not reliable yet,
+#   see its header.)
 #
 #   bash tests/e2e/run.sh [path/to/sandbox]     # default: target/release/sandbox (built if missing)
 #   bash tests/e2e/run.sh --prepare             # only build what the scenario needs (image, Node.js
@@ -315,6 +316,12 @@ in_vm 'test ! -e /workspace/conf.txt' || fail "conf.txt survived the reset"
 status=$(sb status --json)
 echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["workspaces"][0]; assert w["entries"]==0, w; assert all(st=="active" for u,st in s["units"] if u!="openclaw-gateway.service"), s' \
   || fail "after reset: $status"
+
+# Last but the token check: the turn needs the red-team test's allowed.test, and a failed turn
+# should not hide the rest of the scenario.
+if [[ ${E2E_AGENT_TURN:-} == 1 ]]; then
+  E2E_DIR=$E2E_DIR E2E_T0=$(($(date +%s) - SECONDS)) bash "$root/tests/e2e/agent_turn.sh" "$HOME/ws"
+fi
 
 step "the token is nowhere it should not be"
 for f in "$work"/*.txt; do ! grep -q "$token" "$f" || fail "the token is in sandbox's output ($f)"; done
