@@ -6,7 +6,8 @@
 #   and security audit -> the network red-team test (tests/e2e/redteam.sh) -> an
 #   "agent" running as the service user edits, creates, deletes and renames files in /workspace -> `status` shows them -> `sync --yes` applies exactly those
 #   changes to the host workspace -> a planted secret is refused -> a second `up` is a no-op and
-#   `up --reprovision` changes nothing but unmounting a workspace no longer in the profile ->
+#   `up --reprovision` changes nothing but unmounting a workspace no longer in the profile and
+#   removing installs no longer in use ->
 #   `reset` clears the overlay.
 #   (tests/e2e/agent_turn.sh, a real agent turn whose tool runs in a rootless Podman container,
 #   runs near the end only with E2E_AGENT_TURN=1: under TCG it is not reliable yet,
@@ -268,7 +269,7 @@ echo "   second up took $took s"
 grep -q "nothing to provision" "$work/up2.txt" || fail "second up provisioned again"
 grep -q "deliver secrets: unchanged" "$work/up2.txt" || fail "second up rewrote the secrets"
 
-step "up --reprovision changes nothing but the unmounting of a workspace the profile no longer has"
+step "up --reprovision changes nothing but unmounting a workspace the profile no longer has and removing unused installs"
 # A workspace an earlier profile had: its mount unit (rendered units carry the marker line), mounted,
 # and an upper with an unsynced change, which must survive.
 in_vm 'sudo sh -eu' <<'SH'
@@ -286,6 +287,12 @@ WantedBy=multi-user.target
 UNIT
 systemctl daemon-reload
 systemctl enable --now mnt-sandbox-gone.mount
+# Installs an earlier pin left: OpenClaw and Node.js versions, an interrupted install's staging
+# folder and a cached archive. None is in use, so all go.
+mkdir -p /opt/openclaw/openclaw-2026.1.1/node_modules/openclaw /opt/openclaw/openclaw-2026.1.2.partial \
+  /opt/openclaw/node-v24.0.0/bin
+echo '{"name":"openclaw","version":"2026.1.1"}' > /opt/openclaw/openclaw-2026.1.1/node_modules/openclaw/package.json
+touch /opt/openclaw/node-v24.0.0/bin/node /var/cache/sandbox/node-v24.0.0.tar.xz
 SH
 in_vm 'findmnt /mnt/sandbox/gone >/dev/null' || fail "the planted stale mount is not mounted"
 sb up --reprovision >"$work/up3.txt" 2>&1 || { cat "$work/up3.txt"; fail "up --reprovision"; }
@@ -295,8 +302,18 @@ up3_log=$(sed -n 's/.*; log \(.*\.log\)).*/\1/p' "$work/up3.txt")
 # The tasks that reported a change, from the default callback's "TASK [...]" and "changed:" lines.
 changed=$(awk '/^TASK \[/ {t=$0; sub(/^TASK \[/, "", t); sub(/\] \**$/, "", t)} /^changed: / && t != "" {print t; t=""}' "$up3_log")
 [ "$changed" = "overlay : Unmount the workspaces no longer in the profile
-overlay : Remove their mount units" ] || fail "the second Ansible run changed other tasks than the stale workspace's removal: $changed"
-grep -q " 2 changed" "$work/up3.txt" || fail "expected exactly 2 changed tasks: $(cat "$work/up3.txt")"
+overlay : Remove their mount units
+gateway : Remove the ones no longer in use" ] ||
+  fail "the second Ansible run changed other tasks than the removal of the stale workspace and installs: $changed"
+grep -q " 3 changed" "$work/up3.txt" || fail "expected exactly 3 changed tasks: $(cat "$work/up3.txt")"
+in_vm 'sudo sh -eu' <<'SH' || fail "the installs no longer in use were not all removed, or the ones in use were"
+for f in /opt/openclaw/openclaw-2026.1.1 /opt/openclaw/openclaw-2026.1.2.partial /opt/openclaw/node-v24.0.0 \
+  /var/cache/sandbox/node-v24.0.0.tar.xz; do
+  if [ -e "$f" ]; then echo "still there: $f" >&2; exit 1; fi
+done
+test -f /opt/openclaw/app/node_modules/openclaw/package.json
+test -x /opt/openclaw/node/bin/node
+SH
 if in_vm 'findmnt /mnt/sandbox/gone' >/dev/null; then fail "the stale workspace is still mounted"; fi
 in_vm 'test ! -e /etc/systemd/system/mnt-sandbox-gone.mount' || fail "the stale mount unit is still installed"
 [ "$(in_vm 'sudo cat /var/lib/sandbox/overlay/gone/upper/keep.txt')" = unsynced ] ||
