@@ -2071,6 +2071,28 @@ fn m5_excluded_content_survives_a_deleted_parent() {
     assert_eq!(g.tree(), lines(&expect));
 }
 
+/// A sandboxed tool session leaves its container's skills mount point in the workspace's upper.
+#[test]
+fn the_tool_sandboxs_empty_mount_points_are_left_out_and_listed() {
+    let g = Gate::new(&[("a", "A")]);
+    g.u_dir(".openclaw/sandbox-skills/skills");
+    let before = g.snapshot();
+    let out = g.sync(&["--yes"]);
+    nothing_to_do(&g, &out, &before);
+    assert!(out.stdout.contains("left out: the tool sandbox's mount points"), "{}", out.all());
+    let report: serde_json::Value = serde_json::from_str(&g.sync(&["--dry-run", "--json"]).stdout).unwrap();
+    assert_eq!(
+        report["mount_points"],
+        serde_json::json!([".openclaw/sandbox-skills/skills", ".openclaw/sandbox-skills", ".openclaw"])
+    );
+
+    // With the agent's own file beside them, the file and the folder it needs are synced.
+    g.u(".openclaw/notes.md", "n");
+    assert_eq!(g.ops(), ["mkdir .openclaw", "write .openclaw/notes.md"]);
+    applied(&g.sync(&["--yes"]));
+    assert_eq!(g.tree(), lines(&[".openclaw/ 755", ".openclaw/notes.md 644 n", "a 644 A"]));
+}
+
 #[test]
 fn m6_host_extras_in_an_opaque_directory_survive() {
     let g = Gate::new(&[("d3/y", "y"), ("d3/z", "z")]);

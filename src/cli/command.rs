@@ -629,6 +629,11 @@ fn preview(report: &crate::sync::gate::Report, color: bool) -> String {
         ));
     }
     section(&mut out, "excluded by the workspace's exclude globs", &report.excluded);
+    section(
+        &mut out,
+        "left out: the tool sandbox's mount points (empty folders its container runtime made)",
+        &report.mount_points,
+    );
     section(&mut out, "notes", &report.notes);
     if color {
         for line in report.diffs.lines() {

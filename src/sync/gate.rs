@@ -78,6 +78,8 @@ pub(crate) struct Report {
     pub(crate) ops: Vec<OpView>,
     pub(crate) notes: Vec<String>,
     pub(crate) excluded: Vec<String>,
+    /// The tool sandbox's empty mount points, left out (`Policy::drop_tool_mount_points`).
+    pub(crate) mount_points: Vec<String>,
     pub(crate) refusals: Vec<String>,
     pub(crate) policy: Vec<String>,
     pub(crate) review: Vec<String>,
@@ -513,6 +515,7 @@ pub(crate) fn run(
     notes.extend(std::mem::take(&mut plan.notes));
     notes.extend(upper.warnings.iter().cloned());
     let excluded = policy.exclude(&mut plan);
+    let mount_points = Policy::drop_tool_mount_points(&mut plan);
     // Directory permissions stay the host's: the VM could otherwise make them world-writable.
     plan.ops.retain(|op| match op {
         Op::DirMode { path, .. } => {
@@ -560,6 +563,7 @@ pub(crate) fn run(
         diffs: diffs(&plan, &staged, &host, &secret_paths),
         notes,
         excluded,
+        mount_points,
         refusals,
         policy: policy_refusals,
         review,

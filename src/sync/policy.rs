@@ -38,6 +38,10 @@
 //!   baseline link that stayed inside but escapes once the plan lands is refused too. Targets are
 //!   capped at 1023 bytes (macOS PATH_MAX); more than 40 expansions is a loop and refused.
 //! - Limits: `max_files` counts files, symlinks and directories created; depth is 64 components.
+//! - Tool mount points: the empty folders the tool sandbox's container runtime makes in the
+//!   agent's workspace for OpenClaw's skills mount are dropped like excluded paths (they carry
+//!   nothing), but only while nothing else of the plan lies inside them and no host entry of the
+//!   same name is deleted for them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -71,6 +75,12 @@ pub(crate) mod rule {
     pub(crate) const EXECUTABLE: &str = "R_EXECUTABLE";
     pub(crate) const REVIEW_GLOB: &str = "R_REVIEW_GLOB";
 }
+
+/// Where OpenClaw mounts its skills, read-only, in a tool container whose workspace is writable
+/// (`WORKDIR/.openclaw/sandbox-skills/skills`; OpenClaw keeps the skills themselves in its state
+/// folder). The container runtime (crun) creates a missing mount point inside the bind-mounted
+/// workspace, so every sandboxed session leaves these empty folders in the upper. Deepest first.
+const TOOL_MOUNT_POINTS: [&str; 3] = [".openclaw/sandbox-skills/skills", ".openclaw/sandbox-skills", ".openclaw"];
 
 const MAX_DEPTH: usize = 64;
 const MAX_NAME: usize = 255;
@@ -489,6 +499,27 @@ impl Policy {
             }
             _ => true,
         });
+        dropped
+    }
+
+    /// Drop the creation of the tool sandbox's mount points ([`TOOL_MOUNT_POINTS`]): an empty
+    /// folder carries nothing, and syncing them would leave OpenClaw's layout in every project the
+    /// agent worked in. A mount point stays in the plan when anything else the plan does lies
+    /// inside it, or when it replaces a host entry (the delete would otherwise go alone).
+    pub(crate) fn drop_tool_mount_points(plan: &mut Plan) -> Vec<String> {
+        let mut dropped = Vec::new();
+        for point in TOOL_MOUNT_POINTS {
+            let inside = format!("{point}/");
+            let created = plan.ops.iter().any(|op| matches!(op, Op::Mkdir { path, .. } if path == point));
+            let other = plan.ops.iter().any(|op| match op {
+                Op::Mkdir { .. } => op_path(op).starts_with(&inside),
+                _ => op_path(op) == point || op_path(op).starts_with(&inside),
+            });
+            if created && !other {
+                plan.ops.retain(|op| !matches!(op, Op::Mkdir { path, .. } if path == point));
+                dropped.push(point.to_owned());
+            }
+        }
         dropped
     }
 
@@ -1383,6 +1414,43 @@ mod tests {
         assert_eq!(left, ["cache/drop", "src/a.rs"], "the excluded `.env` is not refused, it is not synced");
         assert_eq!(policy.check(&plan, &upper, &base, &fx.base), []);
         assert!(defaults().exclude(&mut interpret(&upper, &base)).is_empty());
+    }
+
+    #[test]
+    fn the_tool_sandboxs_empty_mount_points_are_dropped_and_listed() {
+        let plan_of = |fx: &Fx| interpret(&read(&fx.upper, Namespace::Trusted).unwrap(), &record(&fx.base, 1).unwrap());
+        let left = |plan: &Plan| plan.ops.iter().map(|op| op_path(op).to_owned()).collect::<Vec<_>>();
+
+        let fx = Fx::new();
+        fx.u_dir(".openclaw/sandbox-skills/skills").u("src/a.rs", "a");
+        let mut plan = plan_of(&fx);
+        assert_eq!(Policy::drop_tool_mount_points(&mut plan), TOOL_MOUNT_POINTS);
+        assert_eq!(left(&plan), ["src", "src/a.rs"]);
+
+        // What the agent itself writes under `.openclaw` is synced, with the folders it needs.
+        let fx = Fx::new();
+        fx.u_dir(".openclaw/sandbox-skills/skills").u(".openclaw/notes.md", "n");
+        let mut plan = plan_of(&fx);
+        assert_eq!(Policy::drop_tool_mount_points(&mut plan), &TOOL_MOUNT_POINTS[..2]);
+        assert_eq!(left(&plan), [".openclaw", ".openclaw/notes.md"]);
+        let fx = Fx::new();
+        fx.u(".openclaw/sandbox-skills/skills/x", "x");
+        let mut plan = plan_of(&fx);
+        assert!(Policy::drop_tool_mount_points(&mut plan).is_empty());
+        assert_eq!(plan.ops.len(), 4);
+
+        // A folder that replaces a host file of the same name is a change, empty or not.
+        let fx = Fx::new();
+        fx.b(".openclaw", "a file on the host").u_dir(".openclaw/sandbox-skills/skills");
+        let mut plan = plan_of(&fx);
+        assert_eq!(Policy::drop_tool_mount_points(&mut plan), &TOOL_MOUNT_POINTS[..2]);
+        assert_eq!(left(&plan), [".openclaw", ".openclaw"], "the delete and the mkdir stay together");
+
+        // Where the host has the folders already, nothing is planned for them.
+        let fx = Fx::new();
+        fx.b(".openclaw/sandbox-skills/skills/k", "k").u_dir(".openclaw/sandbox-skills/skills");
+        let mut plan = plan_of(&fx);
+        assert!(Policy::drop_tool_mount_points(&mut plan).is_empty() && plan.ops.is_empty());
     }
 
     #[test]

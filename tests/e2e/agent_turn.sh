@@ -127,6 +127,15 @@ step "its write landed in the overlay's upper only, and OpenClaw seeded nothing 
 in_vm 'test ! -e /workspace/AGENTS.md && test ! -e /workspace/SOUL.md' || fail "OpenClaw seeded its persona files into the workspace"
 
 # run.sh goes on to check the agent's changes it makes itself; this turn's must not be among them.
+# Besides its file, the turn leaves the mount point of OpenClaw's read-only skills mount, which
+# the container runtime made in the writable workspace: empty folders, which sync leaves out
+# (run.sh checks that with E2E_AGENT_TURN=1).
 in_vm 'sudo -u openclaw rm /workspace/from-agent.txt'
-[ "$(upper_list)" = "$upper_before" ] ||
-  fail "the turn left more in the overlay's upper than its one file: $(diff <(echo "$upper_before") <(upper_list))"
+mount_points='/var/lib/sandbox/overlay/workspace/upper/.openclaw
+/var/lib/sandbox/overlay/workspace/upper/.openclaw/sandbox-skills
+/var/lib/sandbox/overlay/workspace/upper/.openclaw/sandbox-skills/skills'
+expected=$(printf '%s\n%s\n' "$upper_before" "$mount_points" | sed '/^$/d' | sort -u)
+[ "$(upper_list)" = "$expected" ] ||
+  fail "the turn left more in the overlay's upper than its file and the skills mount point: $(diff <(echo "$expected") <(upper_list))"
+[ -z "$(in_vm 'sudo find /var/lib/sandbox/overlay/workspace/upper/.openclaw ! -type d')" ] ||
+  fail "the skills mount point in the upper is not only empty folders"

@@ -338,6 +338,12 @@ echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["works
 # should not hide the rest of the scenario.
 if [[ ${E2E_AGENT_TURN:-} == 1 ]]; then
   E2E_DIR=$E2E_DIR E2E_T0=$(($(date +%s) - SECONDS)) bash "$root/tests/e2e/agent_turn.sh" "$HOME/ws"
+  step "sync leaves out the mount point the tool container left in the workspace"
+  sb sync --yes >"$work/sync-turn.txt" 2>&1 || { cat "$work/sync-turn.txt"; fail "sync after the agent turn"; }
+  cat "$work/sync-turn.txt"
+  grep -q "nothing to do" "$work/sync-turn.txt" || fail "sync after the agent turn planned something"
+  grep -q "^  .openclaw/sandbox-skills/skills$" "$work/sync-turn.txt" || fail "sync did not list the mount point it left out"
+  [ ! -e "$HOME/ws/.openclaw" ] || fail "the tool sandbox's mount point reached the host"
 fi
 
 step "the token is nowhere it should not be"

@@ -13,10 +13,22 @@
 # host's checkout, nothing in the overlay's upper, no build copy left behind). Then
 # `up --reprovision` must change nothing: the fingerprint of an unchanged checkout is stable.
 #
+# With --pnpm, the checkout is what a real OpenClaw checkout is: a package.json whose
+# packageManager pins pnpm, and a pnpm-lock.yaml (made on this machine by that pnpm). Then
+# corepack fetches that pnpm in the VM, through the proxy, and pnpm installs the locked
+# dependencies.
+#
+#   bash tests/e2e/workspace_install.sh [--pnpm] [path/to/sandbox]
+#
 # Status: run by hand (passed on 2026-11-27 in about 55 min under TCG), not by run.sh: CI's budget has no room for a
 # second OpenClaw install.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+pnpm_version=
+if [[ ${1:-} == --pnpm ]]; then
+  pnpm_version=10.34.9
+  shift
+fi
 vm="$root/tests/e2e/vm.sh"
 : "${E2E_DIR:=/tmp/sandbox-e2e}"
 export E2E_DIR
@@ -41,15 +53,29 @@ chmod 755 "$work" "$work/home" "$work/home/ws"
 (cd "$work" && npm pack --silent "openclaw@$version" >/dev/null)
 tar -C "$work/home/ws/openclaw" --strip-components=1 -xzf "$work/openclaw-$version.tgz"
 rm "$work/openclaw-$version.tgz"
-python3 - "$work/home/ws/openclaw/package.json" <<'PY'
+python3 - "$work/home/ws/openclaw/package.json" "$pnpm_version" <<'PY'
 import json, sys
-p = sys.argv[1]
+p, pnpm = sys.argv[1], sys.argv[2]
 d = json.load(open(p))
 d.pop("devDependencies", None)
+if pnpm:
+    d["packageManager"] = f"pnpm@{pnpm}"
 json.dump(d, open(p, "w"), indent=2)
 PY
-(cd "$work/home/ws/openclaw" && npm install --silent --package-lock-only --ignore-scripts --no-audit --no-fund)
-[ -s "$work/home/ws/openclaw/package-lock.json" ] || fail "npm wrote no package-lock.json"
+if [ -n "$pnpm_version" ]; then
+  # The package ships OpenClaw's pnpm-workspace.yaml, whose patches are for devDependencies and
+  # extensions the package lacks: pnpm refuses unused patches unless told otherwise.
+  printf '\n# The e2e test'"'"'s checkout has no devDependencies and no extensions.\nallowUnusedPatches: true\n' \
+    >>"$work/home/ws/openclaw/pnpm-workspace.yaml"
+  (cd "$work/home/ws/openclaw" &&
+    npm exec --yes --package="pnpm@$pnpm_version" -- pnpm install --lockfile-only --ignore-scripts --silent)
+  [ -s "$work/home/ws/openclaw/pnpm-lock.yaml" ] || fail "pnpm wrote no pnpm-lock.yaml"
+  [ ! -e "$work/home/ws/openclaw/package-lock.json" ] || fail "the pnpm checkout has a package-lock.json"
+else
+  (cd "$work/home/ws/openclaw" && npm install --silent --package-lock-only --ignore-scripts --no-audit --no-fund)
+  [ -s "$work/home/ws/openclaw/package-lock.json" ] || fail "npm wrote no package-lock.json"
+fi
+[ ! -e "$work/home/ws/openclaw/node_modules" ] || fail "making the lockfile installed node_modules into the checkout"
 # The build: a marker in dist/, listed in dist/postinstall-inventory.json as OpenClaw's own build
 # lists its outputs (OpenClaw's install step deletes every file of dist/ the list does not name).
 cat >"$work/home/ws/openclaw/build-marker.mjs" <<'JS'
@@ -101,6 +127,15 @@ in_vm 'curl -fsS -m 10 -o /dev/null http://127.0.0.1:18789/healthz' || fail "the
 pid=$(in_vm 'systemctl show -p MainPID --value openclaw-gateway.service')
 in_vm "sudo cat /proc/$pid/cmdline | tr '\\0' ' '" | grep -q '/opt/openclaw/app/node_modules/openclaw/openclaw.mjs' ||
   fail "the gateway does not run the installed package"
+
+if [ -n "$pnpm_version" ]; then
+  up1_log=$(sed -n 's/.*; log \(.*\.log\)).*/\1/p' "$work/up1.txt")
+  [ -s "$up1_log" ] || fail "up did not name its Ansible log"
+  grep -q '^TASK \[gateway : Put pnpm on the build.s PATH\]' "$up1_log" || fail "the build did not set up pnpm"
+  in_vm "sudo test -d /var/cache/sandbox/corepack/v1/pnpm/$pnpm_version" ||
+    fail "corepack did not fetch pnpm $pnpm_version: $(in_vm 'sudo find /var/cache/sandbox/corepack -maxdepth 3' | head)"
+  in_vm 'sudo test -d /var/cache/sandbox/pnpm-store' || fail "pnpm did not fill its store"
+fi
 
 step "nothing landed in the host's checkout, the overlay's upper or the build folder"
 [ "$(cd "$work/home/ws" && find . -printf '%p %s %T@\n' | sort | sha256sum)" = "$host_before" ] ||
