@@ -737,6 +737,26 @@ fn a_new_link_naming_a_baseline_link_the_plan_deletes_is_applied() {
     assert_eq!(tree(&s.host()), merged);
 }
 
+/// A sandboxed tool session through a real overlay: the container runtime makes the mount point
+/// of OpenClaw's skills mount in the writable workspace. The agent's file is synced, the empty
+/// mount point is not.
+#[test]
+fn the_tool_sandboxs_mount_point_made_through_a_real_overlay_stays_in_the_vm() {
+    let s = Session::with_host(|host| put(&host.join("a"), "a\n"));
+    let before = tree(&s.host());
+    s.agent(|m| {
+        std::fs::create_dir_all(m.join(".openclaw/sandbox-skills/skills"))?;
+        std::fs::write(m.join("from-agent.txt"), "written by the agent\n")
+    });
+    let out = s.sync(&["--yes"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("  .openclaw/sandbox-skills/skills\n"));
+    let mut expected = before;
+    expected.push(("from-agent.txt".to_owned(), "written by the agent\n".to_owned()));
+    expected.sort();
+    assert_eq!(tree(&s.host()), expected, "only the agent's file reached the host");
+}
+
 /// Sync, then `--undo`, for one hand-written agent session.
 fn undo_after(host: fn(&std::path::Path), agent: fn(&std::path::Path) -> std::io::Result<()>) {
     let s = Session::with_host(host);

@@ -14,9 +14,10 @@
 # to /workspace must land in the overlay's upper, not in HOST_WORKSPACE, whose a.txt it reads
 # (through the overlay, with nothing of its in the upper).
 #
-# Status: not part of run.sh (CI). Under TCG OpenClaw's own engine probes (5 s, fixed in
-# OpenClaw) and its start-up work make the turn unreliable: in the dev VM the tool did run in
-# the container (its write reached the upper), but the CLI then exited 1 without a message.
+# Status: run by run.sh only with E2E_AGENT_TURN=1, not in CI (about 200 s more under TCG, and
+# CI is over its budget already). With OpenClaw 2026.8.2 its turn passed under TCG on
+# 2026-11-27 in both runs made (about 200 s each). An earlier run in the dev VM saw the CLI exit
+# 1 without a message after the tool had run.
 #
 # Needs root on this machine (the model binds port 80 on 127.0.0.1).
 set -euo pipefail

@@ -10,8 +10,8 @@
 #   removing installs no longer in use ->
 #   `reset` clears the overlay.
 #   (tests/e2e/agent_turn.sh, a real agent turn whose tool runs in a rootless Podman container,
-#   runs near the end only with E2E_AGENT_TURN=1: under TCG it is not reliable yet,
-#   see its header.)
+#   runs near the end only with E2E_AGENT_TURN=1, then a sync must leave out the mount point its
+#   tool container left in the workspace; not in CI, see its header.)
 #
 #   bash tests/e2e/run.sh [path/to/sandbox]     # default: target/release/sandbox (built if missing)
 #   bash tests/e2e/run.sh --prepare             # only build what the scenario needs (image, Node.js
@@ -339,7 +339,7 @@ echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); w=s["works
 if [[ ${E2E_AGENT_TURN:-} == 1 ]]; then
   E2E_DIR=$E2E_DIR E2E_T0=$(($(date +%s) - SECONDS)) bash "$root/tests/e2e/agent_turn.sh" "$HOME/ws"
   step "sync leaves out the mount point the tool container left in the workspace"
-  sb sync --yes >"$work/sync-turn.txt" 2>&1 || { cat "$work/sync-turn.txt"; fail "sync after the agent turn"; }
+  sb sync --to ws --yes >"$work/sync-turn.txt" 2>&1 || { cat "$work/sync-turn.txt"; fail "sync after the agent turn"; }
   cat "$work/sync-turn.txt"
   grep -q "nothing to do" "$work/sync-turn.txt" || fail "sync after the agent turn planned something"
   grep -q "^  .openclaw/sandbox-skills/skills$" "$work/sync-turn.txt" || fail "sync did not list the mount point it left out"
