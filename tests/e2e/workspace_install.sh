@@ -14,7 +14,7 @@
 # `up --reprovision` must change nothing: the fingerprint of an unchanged checkout is stable.
 #
 # With --pnpm, the checkout is what a real OpenClaw checkout is: a package.json whose
-# packageManager pins pnpm, and a pnpm-lock.yaml (made on this machine by that pnpm). Then
+# packageManager pins pnpm (with its hash), and a pnpm-lock.yaml (made on this machine by that pnpm). Then
 # corepack fetches that pnpm in the VM, through the proxy, and pnpm installs the locked
 # dependencies.
 #
@@ -53,13 +53,20 @@ chmod 755 "$work" "$work/home" "$work/home/ws"
 (cd "$work" && npm pack --silent "openclaw@$version" >/dev/null)
 tar -C "$work/home/ws/openclaw" --strip-components=1 -xzf "$work/openclaw-$version.tgz"
 rm "$work/openclaw-$version.tgz"
-python3 - "$work/home/ws/openclaw/package.json" "$pnpm_version" <<'PY'
-import json, sys
-p, pnpm = sys.argv[1], sys.argv[2]
+# Pinned with its hash, as `corepack use` writes it: corepack then checks the download against
+# it. (Without one, corepack checks the registry's npm signatures instead, which the registry
+# mirror this machine reaches does not serve.)
+pnpm_integrity=
+[ -z "$pnpm_version" ] || pnpm_integrity=$(npm view "pnpm@$pnpm_version" dist.integrity)
+python3 - "$work/home/ws/openclaw/package.json" "$pnpm_version" "$pnpm_integrity" <<'PY'
+import base64, json, sys
+p, pnpm, integrity = sys.argv[1:4]
 d = json.load(open(p))
 d.pop("devDependencies", None)
 if pnpm:
-    d["packageManager"] = f"pnpm@{pnpm}"
+    algo, digest = integrity.split("-", 1)
+    assert algo == "sha512", integrity
+    d["packageManager"] = f"pnpm@{pnpm}+sha512.{base64.b64decode(digest).hex()}"
 json.dump(d, open(p, "w"), indent=2)
 PY
 if [ -n "$pnpm_version" ]; then
