@@ -20,7 +20,7 @@
 #
 #   bash tests/e2e/workspace_install.sh [--pnpm] [path/to/sandbox]
 #
-# Status: run by hand (passed on 2026-11-27 in about 55 min under TCG), not by run.sh: CI's budget has no room for a
+# Status: run by hand (passed on 2026-11-27 in about 55 min under TCG, with and without --pnpm), not by run.sh: CI's budget has no room for a
 # second OpenClaw install.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
