@@ -50,6 +50,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::profile::SyncPolicy;
+use crate::sync::gate::within;
 use crate::sync::manifest::{Entry, Kind, Manifest};
 use crate::sync::plan::{Op, Plan};
 use crate::sync::upper::{Limits, Upper, UpperEntry, UpperKind};
@@ -509,14 +510,10 @@ impl Policy {
     pub(crate) fn drop_tool_mount_points(plan: &mut Plan) -> Vec<String> {
         let mut dropped = Vec::new();
         for point in TOOL_MOUNT_POINTS {
-            let inside = format!("{point}/");
-            let created = plan.ops.iter().any(|op| matches!(op, Op::Mkdir { path, .. } if path == point));
-            let other = plan.ops.iter().any(|op| match op {
-                Op::Mkdir { .. } => op_path(op).starts_with(&inside),
-                _ => op_path(op) == point || op_path(op).starts_with(&inside),
-            });
-            if created && !other {
-                plan.ops.retain(|op| !matches!(op, Op::Mkdir { path, .. } if path == point));
+            let creates_it = |op: &Op| matches!(op, Op::Mkdir { path, .. } if path == point);
+            let alone = plan.ops.iter().all(|op| creates_it(op) || !within(op_path(op), point));
+            if alone && plan.ops.iter().any(creates_it) {
+                plan.ops.retain(|op| !creates_it(op));
                 dropped.push(point.to_owned());
             }
         }
