@@ -540,6 +540,74 @@ fn up_refuses_a_profile_change_an_existing_lima_vm_cannot_take() {
     assert!(!log.contains("limactl start") && !log.contains("limactl create"), "nothing was changed: {log}");
 }
 
+/// A test with the VM `default` in `status`, on record with the default profile's rendered
+/// instance file but other `cpus` and `memory`; and that rendered file.
+fn vm_with_other_cpus_and_memory(status: &str) -> (Test, String) {
+    let t = with_vm(Some(status));
+    let out = t.home().join("rendered");
+    let run = crate::test::sandbox_in(&t.home(), &t.project(), &["render", "--out", &out.display().to_string()], &[]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let rendered = std::fs::read_to_string(out.join("lima/default.yaml")).expect("rendered");
+    let mut other: String = rendered
+        .lines()
+        .map(|l| match l {
+            _ if l.starts_with("cpus: ") => "cpus: 1",
+            _ if l.starts_with("memory: ") => "memory: \"1GiB\"",
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    other.push('\n');
+    assert_ne!(rendered, other, "the render has top-level cpus and memory");
+    (t.file(LIMA_RECORD, &other), rendered)
+}
+
+const LIMA_RECORD: &str = ".local/state/sandbox/instances/default/lima.yaml";
+
+#[test]
+fn up_gives_a_stopped_lima_vm_the_profiles_new_cpus_and_memory() {
+    let (t, rendered) = vm_with_other_cpus_and_memory("Stopped");
+    let values = serde_yaml::from_str::<serde_yaml::Mapping>(&rendered).expect("yaml");
+    let cpus = values["cpus"].as_u64().expect("cpus");
+    let memory = serde_json::json!(values["memory"].as_str().expect("memory"));
+    let run = t.args(["up", "--ssh-timeout", "1"]).run();
+    let log = calls(&run.home);
+    let edit = log.lines().position(|l| l.starts_with("limactl --tty=false edit --set "));
+    let start = log.lines().position(|l| l.starts_with("limactl --tty=false start "));
+    assert!(edit.is_some() && edit < start, "edited, then started: {log}\n{}", run.stderr());
+    let edits = std::fs::read_to_string(lima_home(&run.home).join("default/edits")).expect("edits");
+    assert_eq!(edits, format!(".cpus = {cpus} | .memory = {memory}\n"));
+    assert_eq!(std::fs::read_to_string(run.home.join(LIMA_RECORD)).expect("record"), rendered, "now on record");
+    assert!(!log.contains(" create ") && !log.contains(" delete "), "the VM is kept: {log}");
+}
+
+#[test]
+fn up_asks_to_stop_a_running_lima_vm_for_new_cpus_and_memory() {
+    let (t, _) = vm_with_other_cpus_and_memory("Running");
+    let before = std::fs::read_to_string(t.home().join(LIMA_RECORD)).expect("record");
+    let run = t.args(["up"]).run();
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("gives the running VM `default` new `cpus` and `memory`"), "{err}");
+    assert!(err.contains("`sandbox down`, then `sandbox up`"), "{err}");
+    let log = calls(&run.home);
+    assert!(!log.contains(" edit ") && !log.contains(" stop ") && !log.contains(" start "), "{log}");
+    assert_eq!(std::fs::read_to_string(run.home.join(LIMA_RECORD)).expect("record"), before, "unchanged");
+}
+
+#[test]
+fn a_failed_lima_edit_keeps_the_old_settings_on_record_and_the_vm_stopped() {
+    let (t, _) = vm_with_other_cpus_and_memory("Stopped");
+    let before = std::fs::read_to_string(t.home().join(LIMA_RECORD)).expect("record");
+    let run = t.file(".local/state/sandbox/lima/fail-edit", "").args(["up"]).run();
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("`limactl --tty=false edit --set ") && err.contains("YAML is invalid"), "{err}");
+    assert!(!calls(&run.home).contains(" start "), "{}", calls(&run.home));
+    assert_eq!(std::fs::read_to_string(run.home.join(LIMA_RECORD)).expect("record"), before);
+    assert_eq!(status(&run.home).as_deref(), Some("Stopped"));
+}
+
 #[test]
 fn ctrl_c_during_up_exits_130_and_says_how_to_resume() {
     let t = Test::new().profile("box", &unreachable_profile(closed_port()));

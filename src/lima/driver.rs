@@ -217,6 +217,13 @@ impl Lima {
         Err(LimaError::Start { name: name.to_owned(), source, cleanup })
     }
 
+    /// Apply a yq expression to the stopped instance's `lima.yaml` (Lima validates the result
+    /// and refuses a running instance); it takes effect at the next start.
+    pub(crate) fn edit(&self, name: &str, expression: &str) -> Result<(), LimaError> {
+        self.limactl().args(["edit", "--set", expression, name]).checked()?;
+        Ok(())
+    }
+
     /// Stop `name` (`force`: kill it, also when it is not running).
     pub(crate) fn stop(&self, name: &str, force: bool) -> Result<(), LimaError> {
         let inv = if force { self.limactl().args(["stop", "-f", name]) } else { self.limactl().args(["stop", name]) };

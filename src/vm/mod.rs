@@ -60,11 +60,17 @@ pub(crate) enum VmError {
     Interrupted { step: &'static str },
 
     #[error(
-        "the VM `{name}` was created from a profile with other {}: {}\n  help: an existing Lima VM keeps what it was created with; to apply the change, sync what you need (`sandbox sync`), then `sandbox destroy` and `sandbox up`, or undo the profile change",
+        "the VM `{name}` was created from a profile with other {}: {}\n  help: an existing Lima VM keeps these (only `cpus` and `memory` can change); to apply the change, sync what you need (`sandbox sync`), then `sandbox destroy` and `sandbox up`, or undo the profile change",
         if keys.len() == 1 { "settings for this key" } else { "settings for these keys" },
         keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
     )]
     Incompatible { name: String, keys: Vec<String> },
+
+    #[error(
+        "the profile gives the running VM `{name}` new {}; Lima applies them when the VM starts\n  help: `sandbox down`, then `sandbox up` (it applies them and starts the VM)",
+        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+    )]
+    StopToApply { name: String, keys: Vec<String> },
 
     #[error(
         "the VM `{name}` is {status}\n  help: `sandbox down` stops it; if it stays {status}, `sandbox destroy` and `sandbox up` make a new one"

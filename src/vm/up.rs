@@ -266,17 +266,26 @@ fn lima_up(profile: &Profile, state_dir: &Path, dir: &Path, files: &[Rendered]) 
             Ok("created and started")
         }
         Some(vm) => {
-            if let Ok(before) = std::fs::read_to_string(&created_with) {
-                let keys = changed_keys(&before, &yaml);
-                if !keys.is_empty() {
-                    return Err(VmError::Incompatible { name: profile.name.clone(), keys });
-                }
+            let keys = match std::fs::read_to_string(&created_with) {
+                Ok(before) => changed_keys(&before, &yaml),
+                Err(_) => Vec::new(),
+            };
+            if keys.iter().any(|k| !APPLIED_AT_START.contains(&k.as_str())) {
+                return Err(VmError::Incompatible { name: profile.name.clone(), keys });
             }
             match vm.status {
-                Status::Running => Ok("already running"),
-                Status::Stopped => {
+                Status::Running if keys.is_empty() => Ok("already running"),
+                Status::Running => Err(VmError::StopToApply { name: profile.name.clone(), keys }),
+                Status::Stopped if keys.is_empty() => {
                     lima.start(&profile.name, false)?;
                     Ok("started")
+                }
+                Status::Stopped => {
+                    lima.edit(&profile.name, &set_expression(&yaml, &keys))?;
+                    // Only once Lima took them: a failed edit leaves the old settings on record.
+                    crate::render::output::write_file(&created_with, yaml.as_bytes(), 0o600)?;
+                    lima.start(&profile.name, false)?;
+                    Ok("started with the profile's new CPUs and memory")
                 }
                 other => Err(VmError::Broken { name: profile.name.clone(), status: other.as_str().to_owned() }),
             }
@@ -284,8 +293,24 @@ fn lima_up(profile: &Profile, state_dir: &Path, dir: &Path, files: &[Rendered]) 
     }
 }
 
-/// The top-level keys of the Lima instance file whose values differ (an existing VM keeps the
-/// ones it was created with: image, CPUs, memory, disk, mounts, ...).
+/// The instance file's keys Lima applies to an existing VM at its next start (`limactl edit`);
+/// a change to any other key needs a new VM.
+const APPLIED_AT_START: [&str; 2] = ["cpus", "memory"];
+
+/// A yq expression for `limactl edit --set` that gives `keys` their values in `yaml`.
+fn set_expression(yaml: &str, keys: &[String]) -> String {
+    let values = serde_yaml::from_str::<serde_yaml::Mapping>(yaml).unwrap_or_default();
+    keys.iter()
+        .map(|k| match values.get(k.as_str()).and_then(|v| serde_json::to_string(v).ok()) {
+            Some(json) => format!(".{k} = {json}"),
+            None => format!("del(.{k})"),
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The top-level keys of the Lima instance file whose values differ (an existing VM keeps most
+/// of what it was created with: image, disk, mounts, ...).
 fn changed_keys(before: &str, after: &str) -> Vec<String> {
     let parse = |text: &str| serde_yaml::from_str::<serde_yaml::Mapping>(text).unwrap_or_default();
     let (a, b) = (parse(before), parse(after));
