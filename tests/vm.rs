@@ -157,6 +157,17 @@ impl Sshd {
 
     /// `refuse_ansible`: every command passes through [`REFUSE_ANSIBLE`].
     fn start_with(refuse_ansible: bool) -> Option<Sshd> {
+        Sshd::start_forced(refuse_ansible.then_some(REFUSE_ANSIBLE))
+    }
+
+    /// An sshd whose login user's shell is `shell` (fish, tcsh...): sshd runs the client's
+    /// command line with it, as it would with that user's login shell.
+    fn start_with_login_shell(shell: &str) -> Option<Sshd> {
+        Sshd::start_forced(Some(&format!("#!/bin/sh\nexec {shell} -c \"$SSH_ORIGINAL_COMMAND\"\n")))
+    }
+
+    /// `forced`: a script every command passes through (sshd's ForceCommand).
+    fn start_forced(forced: Option<&str>) -> Option<Sshd> {
         let sshd = Path::new("/usr/sbin/sshd");
         if !sshd.exists() {
             #[allow(clippy::print_stderr)] // the only way to say a test was skipped
@@ -188,10 +199,10 @@ impl Sshd {
             d.join("authorized_keys").display()
         );
         let mut config = config;
-        if refuse_ansible {
+        if let Some(forced) = forced {
             use std::os::unix::fs::PermissionsExt;
-            let gate = d.join("refuse-ansible");
-            std::fs::write(&gate, REFUSE_ANSIBLE).expect("gate");
+            let gate = d.join("forced-command");
+            std::fs::write(&gate, forced).expect("gate");
             std::fs::set_permissions(&gate, std::fs::Permissions::from_mode(0o755)).expect("chmod");
             config.push_str(&format!("ForceCommand {}\n", gate.display()));
         }
@@ -250,6 +261,49 @@ fn ssh_runs_a_command_in_a_lima_vm_word_for_word() {
     let run = with_vm(Some("Stopped")).args(["ssh", "--", "true"]).run();
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("the VM `default` is stopped") && run.stderr().contains("`sandbox up` starts it"));
+}
+
+/// Lines whose meaning differs between shells: a newline (tcsh), a backslash (fish), `!`
+/// (tcsh's history), `$`, quotes, globs, a leading `=` (zsh) or `%`.
+const TRICKY_WORDS: [&str; 11] =
+    ["two words", "it's", "$HOME", "*", "a\\b", "c:\\", "line\nbreak", "wow!", "=ls", "%1", "\"q\""];
+
+#[test]
+fn commands_reach_an_ssh_host_whose_login_shell_is_fish_tcsh_or_zsh_word_for_word() {
+    for shell in ["/usr/bin/fish", "/usr/bin/tcsh", "/usr/bin/zsh"] {
+        if !Path::new(shell).exists() {
+            #[allow(clippy::print_stderr)] // the only way to say a case was skipped
+            {
+                eprintln!("skipped {shell}: not installed (CI installs fish, tcsh and zsh)");
+            }
+            continue;
+        }
+        let Some(sshd) = Sshd::start_with_login_shell(shell) else { return };
+        let t = Test::new();
+        let name =
+            format!("shell-{}-{}", Path::new(shell).file_name().expect("name").to_string_lossy(), std::process::id());
+        let upper = Upper::new(&name);
+        std::fs::write(upper.0.join("notes.txt"), "agent work\n").expect("write");
+        let profile = ssh_profile(&sshd, &t.project(), &name);
+        let t = t.profile("box", &profile);
+        let home = t.home();
+
+        let mut args = vec!["--profile", "box", "ssh", "--", "printf", "%s|"];
+        args.extend(TRICKY_WORDS);
+        let run = crate::test::sandbox_in(&home, &t.project(), &args, &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{shell}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&run.stdout), format!("{}|", TRICKY_WORDS.join("|")), "{shell}: {stderr}");
+
+        // The multi-line scripts run as root in the "VM": here, reset's listing of the upper.
+        let run = t.args(["--profile", "box", "reset"]).run();
+        assert_eq!(run.code(), 1, "{shell}: {}", run.stderr());
+        assert!(
+            run.stderr().contains("will be lost") && run.stderr().contains("notes.txt"),
+            "{shell}: {}",
+            run.stderr()
+        );
+    }
 }
 
 #[test]

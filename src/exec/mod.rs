@@ -273,9 +273,12 @@ pub(crate) fn tail(stderr: &[u8]) -> String {
     lines[start..].iter().map(|l| crate::ui::sanitize(l)).collect::<Vec<_>>().join("\n")
 }
 
-/// `word` quoted for a POSIX shell (unchanged when it needs no quoting).
+/// `word` quoted for a POSIX shell (unchanged when it needs no quoting). A leading `=` or `%`
+/// is quoted too: zsh expands `=cmd` to a path, and older fish `%` to process IDs.
 pub(crate) fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    let plain = !word.is_empty()
+        && !word.starts_with(['=', '%'])
+        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
 }
 

@@ -241,10 +241,25 @@ pub(crate) fn ssh_with(
         }
     }
     if !command.is_empty() {
-        let words: Vec<String> = command.iter().map(|w| crate::exec::shell_word(w)).collect();
-        inv = inv.arg("--").arg(words.join(" "));
+        inv = inv.arg("--").arg(remote_command_line(command));
     }
     Ok(inv)
+}
+
+/// The command line sshd hands to the login user's shell, which may be fish or tcsh as well as
+/// sh, bash or zsh. Single-quoted words mean the same to all of them but for a newline (tcsh
+/// refuses it), a backslash (fish's escape inside quotes) and `!` (tcsh's history): a command
+/// with any of these in its words is sent base64-encoded, a plain word to every shell, for sh to decode and
+/// run.
+fn remote_command_line(command: &[String]) -> String {
+    let line = command.iter().map(|w| crate::exec::shell_word(w)).collect::<Vec<_>>().join(" ");
+    // The words, not the line: the `'\''` that quotes a `'` reads the same in every shell.
+    if !command.iter().any(|w| w.contains(['\n', '\\', '!'])) {
+        return line;
+    }
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(line);
+    format!("sh -c 'eval \"$(printf %s \"$0\" | base64 -d)\"' {encoded}")
 }
 
 /// The `-o` options every ssh to an ssh-backend host carries (`sandbox ssh`, `sync`, Ansible).
@@ -693,6 +708,21 @@ pub(crate) fn doctor(profile: &Profile, state_dir: &Path) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_command_lines_stay_readable_unless_a_shell_would_differ() {
+        let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            remote_command_line(&words(&["systemctl", "is-active", "a b", "it's"])),
+            "systemctl is-active 'a b' 'it'\\''s'"
+        );
+        assert_eq!(remote_command_line(&words(&["echo", "=ls", "%1"])), "echo '=ls' '%1'");
+        for odd in ["two\nlines", "back\\slash", "bang!"] {
+            let line = remote_command_line(&words(&["printf", odd]));
+            let encoded = line.rsplit(' ').next().expect("last word");
+            assert!(line.starts_with("sh -c 'eval ") && !encoded.contains(['\n', '\\', '!', '\'']), "{line}");
+        }
+    }
 
     #[test]
     fn lima_versions() {
