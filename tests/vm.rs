@@ -295,6 +295,15 @@ fn commands_reach_an_ssh_host_whose_login_shell_is_fish_tcsh_or_zsh_word_for_wor
         assert!(run.status.success(), "{shell}: {stderr}");
         assert_eq!(String::from_utf8_lossy(&run.stdout), format!("{}|", TRICKY_WORDS.join("|")), "{shell}: {stderr}");
 
+        // Read as sh reads it whatever the login shell: an assignment before the command.
+        let run = crate::test::sandbox_in(
+            &home,
+            &t.project(),
+            &["--profile", "box", "ssh", "--", "X=1", "sh", "-c", "printf %s \"$X\""],
+            &[],
+        );
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "1", "{shell}: {}", String::from_utf8_lossy(&run.stderr));
+
         // The multi-line scripts run as root in the "VM": here, reset's listing of the upper.
         let run = t.args(["--profile", "box", "reset"]).run();
         assert_eq!(run.code(), 1, "{shell}: {}", run.stderr());
@@ -660,6 +669,8 @@ fn a_failed_lima_edit_keeps_the_old_settings_on_record_and_the_vm_stopped() {
     assert!(!calls(&run.home).contains(" start "), "{}", calls(&run.home));
     assert_eq!(std::fs::read_to_string(run.home.join(LIMA_RECORD)).expect("record"), before);
     assert_eq!(status(&run.home).as_deref(), Some("Stopped"));
+    assert!(!run.home.join("project/lima.REJECTED.yaml").exists(), "nothing left where sandbox ran");
+    assert!(lima_home(&run.home).join("lima.REJECTED.yaml").exists(), "Lima's rejected file is in sandbox's LIMA_HOME");
 }
 
 #[test]

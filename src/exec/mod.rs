@@ -34,8 +34,12 @@ pub(crate) struct Invocation {
     /// The program to run instead of looking `tool` up on PATH.
     program: Option<PathBuf>,
     args: Vec<OsString>,
+    /// How some arguments show in messages, by index (see [`Invocation::arg_shown`]).
+    shown: Vec<(usize, String)>,
     env: Vec<(OsString, OsString)>,
     stdin: Option<Vec<u8>>,
+    /// The working directory, if not ours.
+    dir: Option<PathBuf>,
 }
 
 /// What a finished command printed.
@@ -80,7 +84,7 @@ fn indent(text: &str) -> String {
 
 impl Invocation {
     pub(crate) fn new(tool: Tool) -> Self {
-        Invocation { tool, program: None, args: Vec::new(), env: Vec::new(), stdin: None }
+        Invocation { tool, program: None, args: Vec::new(), shown: Vec::new(), env: Vec::new(), stdin: None, dir: None }
     }
 
     /// Run this program for the tool (a path), instead of the one on PATH.
@@ -91,6 +95,18 @@ impl Invocation {
 
     pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// An argument that messages show as `shown`: an encoded one as what it encodes.
+    pub(crate) fn arg_shown(mut self, arg: impl AsRef<OsStr>, shown: &str) -> Self {
+        self.shown.push((self.args.len(), shown.to_owned()));
+        self.arg(arg)
+    }
+
+    /// Run in `dir` instead of the current directory.
+    pub(crate) fn dir(mut self, dir: &std::path::Path) -> Self {
+        self.dir = Some(dir.to_path_buf());
         self
     }
 
@@ -122,14 +138,20 @@ impl Invocation {
     /// A script passed as an argument shows as its first line: the message is about the
     /// command, and the script is in the source.
     pub(crate) fn display(&self) -> String {
-        let word = |a: &OsString| {
-            let text = a.to_string_lossy();
+        let word = |(i, a): (usize, &OsString)| {
+            let text = match self.shown.iter().find(|(at, _)| *at == i) {
+                Some((_, shown)) => std::borrow::Cow::Borrowed(shown.as_str()),
+                None => a.to_string_lossy(),
+            };
             match text.split_once('\n') {
                 Some((first, _)) => format!("{}…", shell_word(first)),
                 None => shell_word(&text),
             }
         };
-        std::iter::once(self.tool.program.to_owned()).chain(self.args.iter().map(word)).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.tool.program.to_owned())
+            .chain(self.args.iter().enumerate().map(word))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The command with its environment, exit status not checked (callers judge it).
@@ -137,6 +159,9 @@ impl Invocation {
         let mut expr = duct::cmd(self.executable(), &self.args).unchecked();
         for (k, v) in &self.env {
             expr = expr.env(k, v);
+        }
+        if let Some(dir) = &self.dir {
+            expr = expr.dir(dir);
         }
         expr
     }
@@ -168,6 +193,9 @@ impl Invocation {
         use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(self.executable());
         cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.dir {
+            cmd.current_dir(dir);
+        }
         self.start_error(cmd.exec())
     }
 

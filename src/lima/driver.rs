@@ -218,9 +218,10 @@ impl Lima {
     }
 
     /// Apply a yq expression to the stopped instance's `lima.yaml` (Lima validates the result
-    /// and refuses a running instance); it takes effect at the next start.
+    /// and refuses a running instance); it takes effect at the next start. Run in our
+    /// `LIMA_HOME`: Lima saves a rejected file in its working directory.
     pub(crate) fn edit(&self, name: &str, expression: &str) -> Result<(), LimaError> {
-        self.limactl().args(["edit", "--set", expression, name]).checked()?;
+        self.limactl().dir(&self.home).args(["edit", "--set", expression, name]).checked()?;
         Ok(())
     }
 

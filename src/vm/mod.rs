@@ -241,25 +241,24 @@ pub(crate) fn ssh_with(
         }
     }
     if !command.is_empty() {
-        inv = inv.arg("--").arg(remote_command_line(command));
+        let (line, sent) = remote_command_line(command);
+        inv = inv.arg("--").arg_shown(sent, &line);
     }
     Ok(inv)
 }
 
-/// The command line sshd hands to the login user's shell, which may be fish or tcsh as well as
-/// sh, bash or zsh. Single-quoted words mean the same to all of them but for a newline (tcsh
-/// refuses it), a backslash (fish's escape inside quotes) and `!` (tcsh's history): a command
-/// with any of these in its words is sent base64-encoded, a plain word to every shell, for sh to decode and
-/// run.
-fn remote_command_line(command: &[String]) -> String {
-    let line = command.iter().map(|w| crate::exec::shell_word(w)).collect::<Vec<_>>().join(" ");
-    // The words, not the line: the `'\''` that quotes a `'` reads the same in every shell.
-    if !command.iter().any(|w| w.contains(['\n', '\\', '!'])) {
-        return line;
-    }
+/// The command as a POSIX shell line, and what sshd hands to the login user's shell for it.
+/// That shell may be fish or tcsh as well as sh, bash or zsh, which read a line differently (a
+/// newline, a backslash, `!`, `VAR=value cmd`, their own builtins), so the line goes
+/// base64-encoded, a plain word to every shell, for sh to decode and run. Messages show the line.
+fn remote_command_line(command: &[String]) -> (String, String) {
     use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(line);
-    format!("sh -c 'eval \"$(printf %s \"$0\" | base64 -d)\"' {encoded}")
+    let line = command.iter().map(|w| crate::exec::shell_word(w)).collect::<Vec<_>>().join(" ");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&line);
+    // `&&`: a decode that fails (no base64 in the VM) fails the command instead of running
+    // nothing, or part of it, with exit status 0.
+    let sent = format!("sh -c 'c=$(printf %s \"$0\" | base64 -d) && eval \"$c\"' {encoded}");
+    (line, sent)
 }
 
 /// The `-o` options every ssh to an ssh-backend host carries (`sandbox ssh`, `sync`, Ansible).
@@ -710,18 +709,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remote_command_lines_stay_readable_unless_a_shell_would_differ() {
-        let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    fn remote_commands_go_encoded_for_sh_and_show_as_the_line() {
+        use base64::Engine as _;
+        let words = ["printf", "%s|", "a b", "it's", "two\nlines", "back\\slash", "bang!", "=ls"].map(str::to_owned);
+        let (line, sent) = remote_command_line(&words);
         assert_eq!(
-            remote_command_line(&words(&["systemctl", "is-active", "a b", "it's"])),
-            "systemctl is-active 'a b' 'it'\\''s'"
+            line,
+            r"printf '%s|' 'a b' 'it'\''s' 'two
+lines' 'back\slash' 'bang!' '=ls'"
         );
-        assert_eq!(remote_command_line(&words(&["echo", "=ls", "%1"])), "echo '=ls' '%1'");
-        for odd in ["two\nlines", "back\\slash", "bang!"] {
-            let line = remote_command_line(&words(&["printf", odd]));
-            let encoded = line.rsplit(' ').next().expect("last word");
-            assert!(line.starts_with("sh -c 'eval ") && !encoded.contains(['\n', '\\', '!', '\'']), "{line}");
-        }
+        let (wrapper, encoded) = sent.rsplit_once(' ').expect("two parts");
+        assert_eq!(wrapper, r#"sh -c 'c=$(printf %s "$0" | base64 -d) && eval "$c"'"#);
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64");
+        assert_eq!(String::from_utf8(decoded).expect("utf-8"), line);
+
+        let shown = Invocation::new(SSH).arg("host").arg("--").arg_shown(&sent, &line).display();
+        assert!(shown.starts_with("ssh host -- 'printf '\\''%s|'\\''") && shown.ends_with('…'), "{shown}");
+        assert!(!shown.contains(encoded), "{shown}");
     }
 
     #[test]

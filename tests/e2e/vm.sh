@@ -72,7 +72,9 @@ TOOL_ROOTFS_PACKAGES=(curl iputils-ping)
 # Left out of the tool rootfs, as Debian's -slim images leave them out (the copyright files
 # stay): about a third of its bytes and half its files, which Podman's import and every
 # container made from the image (vfs storage: a full copy) would otherwise go through.
-TOOL_ROOTFS_SLIM=(/usr/share/doc /usr/share/man /usr/share/info /usr/share/locale /usr/share/groff /usr/share/lintian)
+TOOL_ROOTFS_SLIM=(/usr/share/doc /usr/share/man /usr/share/info /usr/share/locale /usr/share/groff /usr/share/lintian/overrides)
+# What they keep of those (dpkg's path-include): the copyright files, and glibc's locale aliases.
+TOOL_ROOTFS_KEEP=('/usr/share/doc/*/copyright' /usr/share/locale/locale.alias)
 HOST_PACKAGES=(debootstrap qemu-system-x86 qemu-utils e2fsprogs openssh-client)
 
 log() { printf '[vm.sh] %s\n' "$*" >&2; }
@@ -608,7 +610,7 @@ cmd_stop() {
 cmd_rootfs() {
   # Named for its recipe, so that an archive built with other packages is not reused.
   local recipe out mirror stage=$E2E_DIR/rootfs.tmp include
-  recipe=$({ declare -p SUITE TOOL_ROOTFS_PACKAGES TOOL_ROOTFS_SLIM; } | sha256sum | cut -c1-12)
+  recipe=$({ declare -p SUITE TOOL_ROOTFS_PACKAGES TOOL_ROOTFS_SLIM TOOL_ROOTFS_KEEP; declare -f cmd_rootfs; } | sha256sum | cut -c1-12)
   out=$E2E_DIR/tool-rootfs-$recipe.tar.gz
   if [[ -s $out ]]; then
     echo "$out"
@@ -627,15 +629,19 @@ cmd_rootfs() {
   fi
   umount_below "$stage"
   rm -rf "$stage/root"/var/cache/apt/archives/*.deb "$stage/root"/var/lib/apt/lists/*
-  local dir
+  # Files only: the folders stay, as on the -slim images (a package's postinst may expect
+  # /usr/share/man/man1).
+  local dir keep=()
+  for dir in "${TOOL_ROOTFS_KEEP[@]}"; do keep+=(! -path "$stage/root$dir"); done
   for dir in "${TOOL_ROOTFS_SLIM[@]}"; do
     [[ -d $stage/root$dir ]] || continue
-    find "$stage/root$dir" -mindepth 1 ! -type d ! -path "$stage/root/usr/share/doc/*/copyright" -delete
-    find "$stage/root$dir" -mindepth 1 -depth -type d -empty -delete
+    find "$stage/root$dir" -mindepth 1 ! -type d "${keep[@]}" -delete
   done
   # And so they stay out of what apt installs in a container later.
-  printf 'path-exclude %s/*\n' "${TOOL_ROOTFS_SLIM[@]}" >"$stage/root/etc/dpkg/dpkg.cfg.d/90slim"
-  printf 'path-include /usr/share/doc/*/copyright\n' >>"$stage/root/etc/dpkg/dpkg.cfg.d/90slim"
+  {
+    printf 'path-exclude %s/*\n' "${TOOL_ROOTFS_SLIM[@]}"
+    printf 'path-include %s\n' "${TOOL_ROOTFS_KEEP[@]}"
+  } >"$stage/root/etc/dpkg/dpkg.cfg.d/90slim"
   tar -C "$stage/root" --numeric-owner -czf "$out.tmp" .
   mv "$out.tmp" "$out"
   rm -rf "$stage"
