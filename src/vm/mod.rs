@@ -62,13 +62,13 @@ pub(crate) enum VmError {
     #[error(
         "the VM `{name}` was created from a profile with other {}: {}\n  help: an existing Lima VM keeps these (only `cpus` and `memory` can change); to apply the change, sync what you need (`sandbox sync`), then `sandbox destroy` and `sandbox up`, or undo the profile change",
         if keys.len() == 1 { "settings for this key" } else { "settings for these keys" },
-        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        ticked(keys, ", ")
     )]
     Incompatible { name: String, keys: Vec<String> },
 
     #[error(
         "the profile gives the running VM `{name}` new {}; Lima applies them when the VM starts\n  help: `sandbox down`, then `sandbox up` (it applies them and starts the VM)",
-        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+        ticked(keys, " and ")
     )]
     StopToApply { name: String, keys: Vec<String> },
 
@@ -198,6 +198,11 @@ pub(crate) fn destroy(
     }
     lima.delete(&vm.name)?;
     Ok(true)
+}
+
+/// Profile keys as the messages quote them: `a`, `b`.
+fn ticked(keys: &[String], separator: &str) -> String {
+    keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(separator)
 }
 
 /// The `ssh` command line that reaches the profile's VM (and runs `command` there, each word

@@ -266,10 +266,11 @@ fn lima_up(profile: &Profile, state_dir: &Path, dir: &Path, files: &[Rendered]) 
             Ok("created and started")
         }
         Some(vm) => {
-            let keys = match std::fs::read_to_string(&created_with) {
+            let changes = match std::fs::read_to_string(&created_with) {
                 Ok(before) => changed_keys(&before, &yaml),
                 Err(_) => Vec::new(),
             };
+            let keys: Vec<String> = changes.iter().map(|(k, _)| k.clone()).collect();
             if keys.iter().any(|k| !APPLIED_AT_START.contains(&k.as_str())) {
                 return Err(VmError::Incompatible { name: profile.name.clone(), keys });
             }
@@ -281,7 +282,7 @@ fn lima_up(profile: &Profile, state_dir: &Path, dir: &Path, files: &[Rendered]) 
                     Ok("started")
                 }
                 Status::Stopped => {
-                    lima.edit(&profile.name, &set_expression(&yaml, &keys))?;
+                    lima.edit(&profile.name, &set_expression(&changes))?;
                     // Only once Lima took them: a failed edit leaves the old settings on record.
                     crate::render::output::write_file(&created_with, yaml.as_bytes(), 0o600)?;
                     lima.start(&profile.name, false)?;
@@ -297,11 +298,11 @@ fn lima_up(profile: &Profile, state_dir: &Path, dir: &Path, files: &[Rendered]) 
 /// a change to any other key needs a new VM.
 const APPLIED_AT_START: [&str; 2] = ["cpus", "memory"];
 
-/// A yq expression for `limactl edit --set` that gives `keys` their values in `yaml`.
-fn set_expression(yaml: &str, keys: &[String]) -> String {
-    let values = serde_yaml::from_str::<serde_yaml::Mapping>(yaml).unwrap_or_default();
-    keys.iter()
-        .map(|k| match values.get(k.as_str()).and_then(|v| serde_json::to_string(v).ok()) {
+/// A yq expression for `limactl edit --set` that gives each changed key its new value.
+fn set_expression(changes: &[(String, Option<serde_yaml::Value>)]) -> String {
+    changes
+        .iter()
+        .map(|(k, value)| match value.as_ref().and_then(|v| serde_json::to_string(v).ok()) {
             Some(json) => format!(".{k} = {json}"),
             None => format!("del(.{k})"),
         })
@@ -309,9 +310,9 @@ fn set_expression(yaml: &str, keys: &[String]) -> String {
         .join(" | ")
 }
 
-/// The top-level keys of the Lima instance file whose values differ (an existing VM keeps most
-/// of what it was created with: image, disk, mounts, ...).
-fn changed_keys(before: &str, after: &str) -> Vec<String> {
+/// The top-level keys of the Lima instance file whose values differ, sorted, each with its value
+/// in `after` (an existing VM keeps most of what it was created with: image, disk, mounts, ...).
+fn changed_keys(before: &str, after: &str) -> Vec<(String, Option<serde_yaml::Value>)> {
     let parse = |text: &str| serde_yaml::from_str::<serde_yaml::Mapping>(text).unwrap_or_default();
     let (a, b) = (parse(before), parse(after));
     let mut keys: Vec<String> = a
@@ -322,7 +323,12 @@ fn changed_keys(before: &str, after: &str) -> Vec<String> {
         .collect();
     keys.sort();
     keys.dedup();
-    keys
+    keys.into_iter()
+        .map(|k| {
+            let value = b.get(k.as_str()).cloned();
+            (k, value)
+        })
+        .collect()
 }
 
 /// How long a refused key or host key is retried (see `wait_for_ssh`).
@@ -782,8 +788,12 @@ mod tests {
     fn changed_lima_keys() {
         let a = "cpus: 2\nmemory: 4GiB\nimages: [{location: a}]\n";
         let b = "cpus: 4\nmemory: 4GiB\nimages: [{location: b}]\nssh: {}\n";
-        assert_eq!(changed_keys(a, b), ["cpus", "images", "ssh"]);
+        let changes = changed_keys(a, b);
+        assert_eq!(changes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["cpus", "images", "ssh"]);
         assert!(changed_keys(a, a).is_empty());
+        let dropped = changed_keys(b, "cpus: 4\nmemory: 4GiB\nimages: [{location: b}]\n");
+        assert_eq!(set_expression(&changes[..1]), ".cpus = 4");
+        assert_eq!(set_expression(&dropped), "del(.ssh)");
     }
 
     #[test]

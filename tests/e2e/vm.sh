@@ -70,7 +70,7 @@ GUEST_PACKAGES=(
 # The tool sandbox's root filesystem: curl and ping are the red-team test's tools in a container.
 TOOL_ROOTFS_PACKAGES=(curl iputils-ping)
 # Left out of the tool rootfs, as Debian's -slim images leave them out (the copyright files
-# stay): about a third of its bytes and half its files, which Podman's import and every
+# stay): about a third of its bytes and of its entries, which Podman's import and every
 # container made from the image (vfs storage: a full copy) would otherwise go through.
 TOOL_ROOTFS_SLIM=(/usr/share/doc /usr/share/man /usr/share/info /usr/share/locale /usr/share/groff /usr/share/lintian/overrides)
 # What they keep of those (dpkg's path-include): the copyright files, and glibc's locale aliases.
