@@ -33,7 +33,7 @@ secrets:
 #[test]
 fn not_found_syntax_and_cycle() {
     Test::new().args(["-p", "nope", "render"]).run().status(1).stderr_contains(
-        "error: profile `nope` not found (looked for `[HOME]/.config/sandbox/profiles/nope.yaml`)\n  help: create it with `sandbox init --name nope`, pass a path with `--profile PATH`, or list profiles with `sandbox profile list`",
+        "error: profile `nope` not found (looked for `[HOME]/.config/sandbox/profiles/nope.yaml`)\n  help: create it with `sandbox init --name nope`, name a file by its path (`--profile ./nope`: a bare name is never a file), or list profiles with `sandbox profile list`",
     );
     Test::new().profile("syn", "vm:\n  cpus: [1,\n").args(["-p", "syn", "render"]).run().status(1).stderr_contains(
         "error: [HOME]/.config/sandbox/profiles/syn.yaml:3:1: invalid YAML: did not find expected node content",

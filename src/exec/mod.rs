@@ -24,6 +24,8 @@ pub(crate) const ANSIBLE_PLAYBOOK: Tool = Tool {
     program: "ansible-playbook",
     install: "install Ansible: `brew install ansible`, `pipx install ansible-core` or `apt-get install ansible-core`",
 };
+pub(crate) const GIT: Tool =
+    Tool { program: "git", install: "install git (`apt-get install git`; on macOS, `xcode-select --install`)" };
 pub(crate) const SSH: Tool =
     Tool { program: "ssh", install: "install OpenSSH's client (`apt-get install openssh-client`); macOS ships it" };
 

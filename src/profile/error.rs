@@ -8,7 +8,7 @@ use crate::profile::diagnostic::{Diagnostic, Severity};
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProfileError {
     #[error(
-        "profile `{name}` not found (looked for {})\n  help: create it with `sandbox init --name {name}`, pass a path with `--profile PATH`, or list profiles with `sandbox profile list`",
+        "profile `{name}` not found (looked for {})\n  help: create it with `sandbox init --name {name}`, name a file by its path (`--profile ./{name}`: a bare name is never a file), or list profiles with `sandbox profile list`",
         searched.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
     )]
     NotFound { name: String, searched: Vec<PathBuf> },

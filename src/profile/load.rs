@@ -32,19 +32,24 @@ pub(crate) enum ProfileSpec {
 }
 
 impl ProfileSpec {
-    /// `--profile VALUE`: a path when it looks like one (has a `/`, ends in `.yaml`/`.yml`, or
-    /// names an existing file), otherwise a profile name.
-    pub(crate) fn parse(value: &str, cwd: &Path) -> Self {
-        let looks_like_path =
-            value.contains('/') || value.ends_with(".yaml") || value.ends_with(".yml") || cwd.join(value).is_file();
+    /// `--profile VALUE` (and `$SANDBOX_PROFILE`, `extends:`): a path when it looks like one (has
+    /// a `/`, ends in `.yaml`/`.yml`, or starts with `.`, `~` or `$HOME`), otherwise a profile
+    /// name. Never decided by what exists on disk: a file named `default` in the current folder
+    /// (which an agent can write) must not shadow the built-in profile of that name.
+    pub(crate) fn parse(value: &str) -> Self {
+        let looks_like_path = value.contains('/')
+            || value.ends_with(".yaml")
+            || value.ends_with(".yml")
+            || value.starts_with('.')
+            || value.starts_with('~')
+            || value.starts_with("$HOME")
+            || value.starts_with("${HOME}");
         if looks_like_path { ProfileSpec::Path(PathBuf::from(value)) } else { ProfileSpec::Name(value.to_owned()) }
     }
 
     /// The profile to use when `--profile` is absent: `$SANDBOX_PROFILE`, else `default`.
     pub(crate) fn from_environment(env: &Environment) -> Self {
-        env.profile
-            .as_deref()
-            .map_or_else(|| ProfileSpec::Name("default".into()), |value| ProfileSpec::parse(value, &env.cwd))
+        env.profile.as_deref().map_or_else(|| ProfileSpec::Name("default".into()), ProfileSpec::parse)
     }
 }
 
@@ -91,7 +96,7 @@ pub(crate) fn merge_with_parents(first: SourceDoc, env: &Environment) -> Result<
         }
         if let Some(parent) = extends_of(&doc)? {
             let at = doc.spans.get("extends").cloned();
-            let parent_spec = match ProfileSpec::parse(&parent, &doc.base_dir(&env.cwd)) {
+            let parent_spec = match ProfileSpec::parse(&parent) {
                 ProfileSpec::Path(p) => ProfileSpec::Path(env.expand(&p.to_string_lossy(), &doc.base_dir(&env.cwd))),
                 name @ ProfileSpec::Name(_) => name,
             };
@@ -282,9 +287,12 @@ mod tests {
 
     #[test]
     fn spec_parsing() {
-        let cwd = Path::new("/nonexistent");
-        assert_eq!(ProfileSpec::parse("work", cwd), ProfileSpec::Name("work".into()));
-        assert_eq!(ProfileSpec::parse("./work", cwd), ProfileSpec::Path("./work".into()));
-        assert_eq!(ProfileSpec::parse("work.yaml", cwd), ProfileSpec::Path("work.yaml".into()));
+        assert_eq!(ProfileSpec::parse("work"), ProfileSpec::Name("work".into()));
+        assert_eq!(ProfileSpec::parse("./work"), ProfileSpec::Path("./work".into()));
+        assert_eq!(ProfileSpec::parse("work.yaml"), ProfileSpec::Path("work.yaml".into()));
+        assert_eq!(ProfileSpec::parse("~/p"), ProfileSpec::Path("~/p".into()));
+        assert_eq!(ProfileSpec::parse(".p"), ProfileSpec::Path(".p".into()));
+        // A name stays a name whatever the current folder holds (issue 19, profile hijack).
+        assert_eq!(ProfileSpec::parse("default"), ProfileSpec::Name("default".into()));
     }
 }
