@@ -70,6 +70,52 @@ impl Ui {
     }
 }
 
+/// A prompt was interrupted (Ctrl-C): the cursor is shown again and nothing was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interrupted;
+
+/// Run one dialoguer prompt on stderr. Ctrl-C in a prompt makes `console` raise SIGINT, which
+/// would end the process with the cursor still hidden; while the prompt runs, SIGINT only sets a
+/// flag, and the interruption comes back as [`Interrupted`] with the cursor shown.
+fn prompt<T>(ask: impl FnOnce() -> dialoguer::Result<T>) -> Result<T, Interrupted> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let id = signal_hook::flag::register(signal_hook::consts::SIGINT, std::sync::Arc::clone(&flag)).ok();
+    let answer = ask();
+    if let Some(id) = id {
+        signal_hook::low_level::unregister(id);
+    }
+    match answer {
+        Ok(value) if !flag.load(std::sync::atomic::Ordering::SeqCst) => Ok(value),
+        _ => {
+            let _ = dialoguer::console::Term::stderr().show_cursor();
+            Err(Interrupted)
+        }
+    }
+}
+
+/// Pick one of `items` (untrusted text is escaped by the caller).
+pub(crate) fn select(prompt_text: &str, items: &[String], default: usize) -> Result<usize, Interrupted> {
+    prompt(|| dialoguer::Select::new().with_prompt(prompt_text).items(items).default(default).interact())
+}
+
+/// Yes or no, `default` on Enter.
+pub(crate) fn confirm(prompt_text: &str, default: bool) -> Result<bool, Interrupted> {
+    prompt(|| dialoguer::Confirm::new().with_prompt(prompt_text).default(default).interact())
+}
+
+/// Check some of `items` (all checked at first); dialoguer's own echo of the choice is off, the
+/// caller says what the choice means.
+pub(crate) fn checklist(prompt_text: &str, items: &[String]) -> Result<Vec<usize>, Interrupted> {
+    prompt(|| {
+        dialoguer::MultiSelect::new()
+            .with_prompt(prompt_text)
+            .items(items)
+            .defaults(&vec![true; items.len()])
+            .report(false)
+            .interact()
+    })
+}
+
 /// Progress of a multi-step command (`up`): on a terminal, a spinner with the step, what it is
 /// doing now (an Ansible task) and the elapsed time; otherwise one line per step. `--quiet`
 /// shows nothing; `--verbose` also shows each line of a step's output.

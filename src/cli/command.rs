@@ -14,7 +14,6 @@ use crate::init::InitRequest;
 use crate::profile::load::{EMBEDDED, named_path};
 use crate::profile::{Profile, ProfileSpec};
 use crate::render::output::{self, Difference};
-use crate::sync::gate::Approval;
 use crate::ui::Ui;
 
 /// One thing to do, with its inputs resolved.
@@ -42,16 +41,16 @@ pub(crate) enum Command {
 /// `sandbox sync`, validated; the source is opened once the profile is loaded.
 #[derive(Debug)]
 pub(crate) struct SyncSpec {
-    source: SourceSpec,
-    host: PathBuf,
-    dry_run: bool,
-    yes: bool,
-    on_conflict: crate::sync::apply::OnConflict,
-    interactive: bool,
+    pub(super) source: SourceSpec,
+    pub(super) host: PathBuf,
+    pub(super) dry_run: bool,
+    pub(super) yes: bool,
+    pub(super) on_conflict: crate::sync::apply::OnConflict,
+    pub(super) interactive: bool,
 }
 
 #[derive(Debug)]
-enum SourceSpec {
+pub(super) enum SourceSpec {
     Dir(PathBuf),
     Tar {
         path: PathBuf,
@@ -81,9 +80,7 @@ pub(crate) enum RenderTarget {
 
 impl Command {
     pub(crate) fn from_args(profile: Option<String>, command: CommandArgs, env: &Environment) -> Result<Self, Error> {
-        let spec = || {
-            profile.as_deref().map_or_else(|| ProfileSpec::from_environment(env), |p| ProfileSpec::parse(p, &env.cwd))
-        };
+        let spec = || profile.as_deref().map_or_else(|| ProfileSpec::from_environment(env), ProfileSpec::parse);
         Ok(match command {
             CommandArgs::Render(RenderArgs { out, check }) => {
                 let target = match (out, check) {
@@ -153,7 +150,7 @@ impl Command {
                 Ok(ExitCode::Ok)
             }
             Command::Scan(request) => scan(&request, ui),
-            Command::Sync { profile, spec, json } => sync(&profile, spec, json, env, ui),
+            Command::Sync { profile, spec, json } => super::sync::sync(&profile, spec, json, env, ui),
             Command::Undo { profile, host } => {
                 let profile = load(&profile, env, ui)?;
                 let left = crate::sync::gate::undo(&host, &profile, &env.state_dir)?;
@@ -413,245 +410,6 @@ fn sync_command(args: SyncArgs, profile: ProfileSpec, env: &Environment) -> Resu
     Ok(Command::Sync { profile, spec, json: args.json })
 }
 
-fn sync(spec: &ProfileSpec, sync: SyncSpec, json: bool, env: &Environment, ui: &Ui) -> Result<ExitCode, Error> {
-    use crate::sync::gate::{Decision, Source};
-    let profile = load(spec, env, ui)?;
-    let source = match sync.source {
-        SourceSpec::Dir(dir) => Source::Dir(dir),
-        SourceSpec::Tar { path, entries, bytes } => Source::Tar { path, entries, bytes },
-        SourceSpec::Vm => {
-            ui.info("reading the overlay's changes from the VM");
-            Source::Stream(crate::vm::export(&profile, &env.state_dir, &sync.host)?)
-        }
-    };
-    let request = &crate::sync::gate::Request {
-        source,
-        host: sync.host,
-        dry_run: sync.dry_run,
-        yes: sync.yes,
-        on_conflict: sync.on_conflict,
-        interactive: sync.interactive,
-    };
-    let ask_first = profile.sync.confirm && !request.yes;
-    let color = ui.stdout_color();
-    let mut confirm = |report: &crate::sync::gate::Report| -> Approval {
-        if !request.interactive {
-            return Approval::Decline;
-        }
-        if !json {
-            let _ = ui.data(&preview(report, color));
-        }
-        choose(report, ask_first)
-    };
-    let report = crate::sync::gate::run(request, &profile, &env.state_dir, &mut confirm)?;
-    if let Some(message) = &report.recovered {
-        ui.info(message);
-    }
-    if json {
-        ui.data(&(serde_json::to_string_pretty(&report).expect("the report serialises") + "\n"))
-            .map_err(Error::Stdout)?;
-    } else if !(request.interactive && matches!(report.decision, Decision::Applied | Decision::Declined)) {
-        ui.data(&preview(&report, ui.stdout_color())).map_err(Error::Stdout)?;
-    }
-    Ok(match report.decision {
-        Decision::Applied => {
-            ui.info(&format!(
-                "applied {} operations to {}; `sandbox sync --undo --to {}` restores the previous state",
-                report.ops.len(),
-                report.host.display(),
-                report.host.display()
-            ));
-            ExitCode::Ok
-        }
-        Decision::NothingToDo => {
-            ui.info("nothing to do: the host already matches the VM");
-            ExitCode::Ok
-        }
-        Decision::DryRun => {
-            ui.info("dry run: nothing was written");
-            ExitCode::Ok
-        }
-        Decision::Declined => {
-            ui.info("not applied");
-            ExitCode::GateRefused
-        }
-        Decision::Refused => {
-            ui.info("refused by the gate: nothing was written");
-            ExitCode::GateRefused
-        }
-    })
-}
-
-/// The person at the terminal decides: each conflict is settled (keep the host's version, take
-/// the VM's, or stop), each review-tier path is approved one by one (a "no" leaves it out), then
-/// everything is applied, some operations are left out, or nothing is.
-fn choose(report: &crate::sync::gate::Report, ask_first: bool) -> Approval {
-    let mut leave_out: Vec<String> = Vec::new();
-    let mut take_vm: Vec<String> = Vec::new();
-    for conflict in &report.conflicts {
-        let path = crate::ui::escape_name(&conflict.path);
-        // Only a path the plan writes or deletes itself can take the VM's version; a symlink in
-        // the way is never written through.
-        let can_take = report.ops.iter().any(|o| o.path == conflict.path);
-        let mut items = vec![format!("keep the host's version of {path}")];
-        if can_take {
-            items.push(format!("take the VM's version of {path} (undo restores the host's)"));
-        }
-        items.push("stop: apply nothing".to_owned());
-        let choice = dialoguer::Select::new()
-            .with_prompt(format!("Conflict: {path}: {}", crate::ui::sanitize(&conflict.message)))
-            .items(&items)
-            .default(0)
-            .interact()
-            .unwrap_or(items.len() - 1);
-        match (choice, can_take) {
-            (0, _) => leave_out.push(conflict.path.clone()),
-            (1, true) => take_vm.push(conflict.path.clone()),
-            _ => return Approval::Decline,
-        }
-    }
-    for path in &report.review_paths {
-        let ok = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Approve {}? It runs code or changes how tools behave (see \"needs approval\")",
-                crate::ui::escape_name(path)
-            ))
-            .default(false)
-            .interact()
-            .unwrap_or(false);
-        if !ok {
-            leave_out.push(path.clone());
-        }
-    }
-    let left_out = |path: &str| leave_out.iter().any(|q| crate::sync::gate::within(path, q));
-    let remaining: Vec<&crate::sync::gate::OpView> = report.ops.iter().filter(|o| !left_out(&o.path)).collect();
-    if remaining.is_empty() {
-        return Approval::Decline;
-    }
-    if !ask_first && leave_out.is_empty() && take_vm.is_empty() {
-        return Approval::Apply { leave_out, take_vm };
-    }
-    let choice = dialoguer::Select::new()
-        .with_prompt(format!("Apply to {}?", report.host.display()))
-        .items([
-            format!("apply all {} operations", remaining.len()),
-            "choose operations to leave out".to_owned(),
-            "apply nothing".to_owned(),
-        ])
-        .default(0)
-        .interact()
-        .unwrap_or(2);
-    match choice {
-        0 => Approval::Apply { leave_out, take_vm },
-        1 => {
-            let items: Vec<String> =
-                remaining.iter().map(|o| format!("{:<7} {}", o.op, crate::ui::escape_name(&o.path))).collect();
-            let Ok(kept) = dialoguer::MultiSelect::new()
-                .with_prompt("Space toggles, Enter applies the checked operations")
-                .items(&items)
-                .defaults(&vec![true; items.len()])
-                .interact()
-            else {
-                return Approval::Decline;
-            };
-            for (i, op) in remaining.iter().enumerate() {
-                if !kept.contains(&i) {
-                    leave_out.push(op.path.clone());
-                }
-            }
-            if kept.is_empty() { Approval::Decline } else { Approval::Apply { leave_out, take_vm } }
-        }
-        _ => Approval::Decline,
-    }
-}
-
-/// The human preview: summary, operations, checks, diffs; `color` on a terminal.
-fn preview(report: &crate::sync::gate::Report, color: bool) -> String {
-    let paint = |code: &str, text: &str| crate::ui::paint(color, code, text);
-    let mut out = String::new();
-    let count = |op: &str| report.ops.iter().filter(|o| o.op == op).count();
-    let bytes: u64 = report.ops.iter().filter_map(|o| o.bytes).sum();
-    out.push_str(&format!(
-        "sync into {}: {} writes ({}), {} symlinks, {} new dirs, {} deletions, {} mode changes\n",
-        report.host.display(),
-        count("write"),
-        crate::profile::ByteSize(bytes),
-        count("symlink"),
-        count("mkdir"),
-        count("delete"),
-        count("chmod")
-    ));
-    for op in &report.ops {
-        let code = match op.op {
-            "delete" => "31",
-            "write" | "symlink" => "32",
-            _ => "34",
-        };
-        out.push_str(&format!("  {} {}\n", paint(code, &format!("{:<7}", op.op)), crate::ui::escape_name(&op.path)));
-    }
-    let section = |out: &mut String, title: &str, items: &[String]| {
-        if !items.is_empty() {
-            let code = if title.starts_with("refused") || title.starts_with("conflicts") || title.starts_with("secrets")
-            {
-                "1;31"
-            } else if title.starts_with("needs") {
-                "1;33"
-            } else {
-                "1"
-            };
-            out.push_str(&format!("{}:\n", paint(code, title)));
-            for item in items {
-                out.push_str(&format!("  {}\n", crate::ui::escape_name(item)));
-            }
-        }
-    };
-    section(&mut out, "refused (upper)", &report.refusals);
-    section(&mut out, "refused (policy)", &report.policy);
-    section(&mut out, "needs approval", &report.review);
-    let conflicts: Vec<String> = report.conflicts.iter().map(|c| format!("{}: {}", c.path, c.message)).collect();
-    section(&mut out, "conflicts (use --on-conflict keep-host|take-vm)", &conflicts);
-    let findings: Vec<String> = report
-        .findings
-        .iter()
-        .map(|f| {
-            if f.is_unscannable() {
-                format!("{}: not scanned: {}", f.path, f.description)
-            } else {
-                format!("{}:{}:{} {} {}", f.path, f.line, f.column, f.rule_id, f.redacted)
-            }
-        })
-        .collect();
-    section(&mut out, "secrets found (blocking)", &findings);
-    if report.preexisting_findings > 0 {
-        out.push_str(&format!(
-            "{} findings already present in the host's files (not blocking)\n",
-            report.preexisting_findings
-        ));
-    }
-    section(&mut out, "excluded by the workspace's exclude globs", &report.excluded);
-    section(
-        &mut out,
-        "left out: the tool sandbox's mount points (empty folders its container runtime made)",
-        &report.mount_points,
-    );
-    section(&mut out, "notes", &report.notes);
-    if color {
-        for line in report.diffs.lines() {
-            let code = match line.as_bytes().first() {
-                Some(b'+') if !line.starts_with("+++") => "32",
-                Some(b'-') if !line.starts_with("---") => "31",
-                Some(b'@') => "36",
-                _ => "",
-            };
-            out.push_str(&if code.is_empty() { line.to_owned() } else { paint(code, line) });
-            out.push('\n');
-        }
-    } else {
-        out.push_str(&report.diffs);
-    }
-    out
-}
-
 fn scan_request(args: ScanArgs, env: &Environment) -> Result<Command, Error> {
     let max_file_size = crate::profile::ByteSize::parse(&args.max_file_size)
         .map_err(|message| Error::Usage(format!("--max-file-size: {message}")))?
@@ -723,7 +481,7 @@ fn init_request(args: InitArgs) -> InitRequest {
 }
 
 /// Resolve a profile and print its warnings.
-fn load(spec: &ProfileSpec, env: &Environment, ui: &Ui) -> Result<Profile, Error> {
+pub(super) fn load(spec: &ProfileSpec, env: &Environment, ui: &Ui) -> Result<Profile, Error> {
     let profile = crate::profile::resolve(spec, env)?;
     for warning in &profile.warnings {
         ui.diagnostic(warning);

@@ -3,5 +3,6 @@
 
 mod args;
 pub(crate) mod command;
+mod sync;
 
 pub(crate) use args::Cli;

@@ -27,6 +27,10 @@ impl Default for ArchiveLimits {
     }
 }
 
+/// Decompressed bytes that all the files of one sync may expand to together: twenty small zip
+/// bombs must not cost twenty times the limit of one (issue 19).
+pub(crate) const SYNC_TOTAL_BYTES: u64 = 512 << 20;
+
 /// What is left of the limits while decoding one file.
 struct Budget {
     bytes: u64,
@@ -54,9 +58,28 @@ fn kind(data: &[u8]) -> Option<Kind> {
 
 /// Scan `data` as bytes and, when it is an archive, every member within the limits.
 pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], limits: ArchiveLimits, opts: EngineOptions) -> Vec<Finding> {
-    let budget = Budget { bytes: limits.max_total_bytes, entries: limits.max_entries };
-    let mut scan = Scan { set, limits, opts, budget, out: Vec::new() };
+    scan_shared(set, path, data, limits, opts, &std::sync::atomic::AtomicU64::new(u64::MAX))
+}
+
+/// [`scan`], drawing decompressed bytes from `shared` as well: a budget several files share
+/// (one sync's, [`SYNC_TOTAL_BYTES`]). Files scanned in parallel may overdraw it by at most one
+/// file's own limit each.
+pub(crate) fn scan_shared(
+    set: &RuleSet,
+    path: &str,
+    data: &[u8],
+    limits: ArchiveLimits,
+    opts: EngineOptions,
+    shared: &std::sync::atomic::AtomicU64,
+) -> Vec<Finding> {
+    use std::sync::atomic::Ordering;
+    let left = shared.load(Ordering::Relaxed);
+    let bytes = limits.max_total_bytes.min(left);
+    let budget = Budget { bytes, entries: limits.max_entries };
+    let mut scan = Scan { set, limits, opts, budget, out: Vec::new(), shared_limit: left < limits.max_total_bytes };
     scan.nested(path, data, 0);
+    let used = bytes - scan.budget.bytes;
+    let _ = shared.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| Some(l.saturating_sub(used)));
     scan.out
 }
 
@@ -67,6 +90,8 @@ struct Scan<'a> {
     opts: EngineOptions,
     budget: Budget,
     out: Vec<Finding>,
+    /// The budget was cut by what several files share, not by this file's own limit.
+    shared_limit: bool,
 }
 
 impl Scan<'_> {
@@ -112,6 +137,14 @@ impl Scan<'_> {
         let cap = self.limits.max_member_bytes.min(self.budget.bytes);
         let mut buf = Vec::new();
         reader.take(cap + 1).read_to_end(&mut buf).map_err(|e| format!("cannot decode `{name}`: {e}"))?;
+        if buf.len() as u64 > cap && self.shared_limit && cap < self.limits.max_member_bytes {
+            return Err(format!(
+                "`{name}` decompresses to more than the {} left of this sync's decompression budget ({}); not \
+                 scanned: sync fewer archives at once, or exclude them",
+                crate::profile::ByteSize(cap),
+                crate::profile::ByteSize(SYNC_TOTAL_BYTES)
+            ));
+        }
         if buf.len() as u64 > cap {
             return Err(format!(
                 "`{name}` decompresses to more than {} (the limit for one member or for the whole archive); not scanned",

@@ -30,10 +30,29 @@ pub(crate) enum OnConflict {
     TakeVm,
 }
 
+/// Stable conflict codes (docs/sync.md).
+pub(crate) mod code {
+    /// The host changed the path since the baseline, and the VM changed it too.
+    pub(crate) const HOST_CHANGED: &str = "C_HOST_CHANGED";
+    /// A symlink or mount point on the host is on the way to the path.
+    pub(crate) const IN_THE_WAY: &str = "C_IN_THE_WAY";
+    /// A FIFO, device or socket on the host at the path: never opened, never replaced.
+    pub(crate) const HOST_SPECIAL: &str = "C_HOST_SPECIAL";
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Conflict {
+    pub(crate) code: &'static str,
     pub(crate) path: String,
     pub(crate) message: String,
+}
+
+impl Conflict {
+    /// Whether a person (or `--on-conflict take-vm`) may settle it by taking the VM's version:
+    /// never through something in the way, never over a FIFO or device.
+    pub(crate) fn can_take_vm(&self) -> bool {
+        self.code == code::HOST_CHANGED
+    }
 }
 
 fn matches_base(h: &HostState, b: &Entry) -> bool {
@@ -104,6 +123,7 @@ pub(crate) fn check_conflicts(
             let blocker = blocking_ancestor(host, path)?;
             if !conflicts.iter().any(|c| c.path == blocker) {
                 conflicts.push(Conflict {
+                    code: code::IN_THE_WAY,
                     message: format!(
                         "a symlink or mount point on the host is in the way of `{}`; the gate never writes through one",
                         crate::ui::escape_name(path)
@@ -175,11 +195,22 @@ pub(crate) fn check_conflicts(
                 keep.push(op);
             }
             Verdict::Drop(why) => plan.notes.push(format!("{path}: {why}")),
+            Verdict::Conflict(_) if h == HostState::Other => {
+                expected.entry(path.clone()).or_insert(h);
+                conflicts.push(Conflict {
+                    code: code::HOST_SPECIAL,
+                    path,
+                    message: "a FIFO, device or socket is on the host at this path; the gate never opens or replaces \
+                              one"
+                    .into(),
+                });
+                keep.push(op);
+            }
             Verdict::Conflict(why) => match on_conflict {
                 OnConflict::Refuse => {
                     // Kept for a person to settle; what was seen is re-checked if they take the VM's.
                     expected.entry(path.clone()).or_insert(h);
-                    conflicts.push(Conflict { path, message: why.into() });
+                    conflicts.push(Conflict { code: code::HOST_CHANGED, path, message: why.into() });
                     keep.push(op);
                 }
                 OnConflict::KeepHost => plan.notes.push(format!("{path}: conflict ({why}); kept the host's version")),

@@ -10,6 +10,9 @@ pub(crate) enum SyncError {
     #[error("`{}` is not a directory\n  help: pass the workspace folder", path.display())]
     NotADirectory { path: PathBuf },
 
+    #[error("`--from-dir {}`: not a directory (an overlay upper is one)\n  help: pass the upper directory, or use `--from-tar FILE` for a tar stream", path.display())]
+    UpperNotADirectory { path: PathBuf },
+
     #[error("`{}`: {message}\n  help: rename the entry; the sync gate only handles UTF-8 names", path.display())]
     Name { path: PathBuf, message: String },
 

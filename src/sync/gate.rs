@@ -9,19 +9,19 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::profile::{Profile, SecretRules};
 use crate::scan::RuleSet;
-use crate::scan::finding::Finding;
 use crate::sync::apply::{self, Conflict, OnConflict, Record};
 use crate::sync::error::SyncError;
+use crate::sync::findings::{self, Scanned};
 use crate::sync::host::Host;
 use crate::sync::manifest::{self, hex};
 use crate::sync::plan::{self, Op, Plan};
-use crate::sync::policy::{Issue, Policy, Tier};
-use crate::sync::stage::{self, Stage};
+use crate::sync::policy::{self, HostContext, Issue, Policy, Tier};
+use crate::sync::report::{Decision, DiffView, Item, OpKind, OpView, Redactor, Report};
+use crate::sync::stage::Stage;
 use crate::sync::store;
 use crate::sync::upper::{self, Namespace, Upper, UpperEntry, UpperKind};
 
@@ -67,31 +67,9 @@ pub(crate) struct Request {
     pub(crate) yes: bool,
     pub(crate) on_conflict: OnConflict,
     pub(crate) interactive: bool,
-}
-
-/// Everything the preview shows and `--json` prints.
-#[derive(Debug, Serialize)]
-pub(crate) struct Report {
-    pub(crate) host: PathBuf,
-    /// What recovery did with an interrupted earlier apply, if anything.
-    pub(crate) recovered: Option<String>,
-    pub(crate) ops: Vec<OpView>,
-    pub(crate) notes: Vec<String>,
-    pub(crate) excluded: Vec<String>,
-    /// The tool sandbox's empty mount points, left out (`Policy::drop_tool_mount_points`).
-    pub(crate) mount_points: Vec<String>,
-    pub(crate) refusals: Vec<String>,
-    pub(crate) policy: Vec<String>,
-    pub(crate) review: Vec<String>,
-    /// The paths of `review`, for the per-path approval.
-    #[serde(skip)]
-    pub(crate) review_paths: Vec<String>,
-    pub(crate) conflicts: Vec<Conflict>,
-    pub(crate) findings: Vec<Finding>,
-    pub(crate) preexisting_findings: usize,
-    pub(crate) decision: Decision,
-    #[serde(skip)]
-    pub(crate) diffs: String,
+    /// Files and folders `sandbox` itself reads (the profile chain, its config and state
+    /// folders): a change to them needs review when they lie in the workspace.
+    pub(crate) protected: Vec<PathBuf>,
 }
 
 /// What the person at the terminal decided about a plan the gate let through.
@@ -105,24 +83,6 @@ pub(crate) enum Approval {
         take_vm: Vec<String>,
     },
     Decline,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct OpView {
-    pub(crate) op: &'static str,
-    pub(crate) path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Decision {
-    NothingToDo,
-    Refused,
-    DryRun,
-    Declined,
-    Applied,
 }
 
 fn hash_root(path: &Path) -> String {
@@ -194,6 +154,9 @@ fn read_source(
         max_file_bytes: profile.sync.max_file_size.bytes(),
     };
     match source {
+        Source::Dir(dir) if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) => {
+            Err(SyncError::UpperNotADirectory { path: dir.clone() })
+        }
         Source::Dir(dir) => upper::read_within(dir, ns, policy.read_limits(), |p| policy.is_excluded(p))
             .map_err(|source| SyncError::Io { path: dir.clone(), source }),
         Source::Stream(stream) => {
@@ -216,66 +179,36 @@ fn read_source(
     }
 }
 
-/// Stage every file the plan writes and scan the staged bytes (see `stage`). Findings whose
-/// secret the host's current version already has are pre-existing and do not block. Also
-/// returns the paths with any finding, whose diffs are never shown.
-#[allow(clippy::type_complexity)]
-fn stage_and_scan(
-    plan: &Plan,
-    upper: &HashMap<&str, &UpperEntry>,
-    stage_dir: &Path,
-    private: bool,
-    set: &RuleSet,
-    host: &Host,
-) -> Result<(Stage, Vec<Finding>, usize, std::collections::HashSet<String>), SyncError> {
-    let items: Vec<stage::Item<'_>> = plan
-        .ops
-        .iter()
-        .filter_map(|op| {
-            let Op::Write { path } = op else { return None };
-            let entry = upper[path.as_str()];
-            let UpperKind::File { sha256, size } = &entry.kind else { return None };
-            Some(stage::Item { path, source: &entry.source, sha256, size: *size, private })
-        })
-        .collect();
-    let opts = crate::scan::engine::EngineOptions::default();
-    let limits = crate::scan::archive::ArchiveLimits::default();
-    let (staged, scanned) = Stage::build(stage_dir, &items, |path, bytes| {
-        let found = crate::scan::archive::scan(set, path, bytes, limits, opts);
-        if found.is_empty() {
-            return (Vec::new(), 0);
+/// `path` relative to the workspace root when it lies inside it (`""` for the root itself),
+/// compared both as written and with its existing part's symlinks resolved.
+fn relative_to(root: &Path, path: &Path) -> Option<String> {
+    let mut tail = Vec::new();
+    let mut existing = path;
+    let canonical = loop {
+        if let Ok(c) = std::fs::canonicalize(existing) {
+            break tail.iter().rev().fold(c, |acc: PathBuf, name| acc.join(name));
         }
-        let before: Vec<Finding> = match host.read(path) {
-            Ok(Some(old)) => crate::scan::archive::scan(set, path, &old, limits, opts),
-            _ => Vec::new(),
-        };
-        let total = found.len();
-        let new: Vec<Finding> = found
-            .into_iter()
-            .filter(|f| {
-                f.is_unscannable()
-                    || !before.iter().any(|b| b.rule_id == f.rule_id && b.secret_digest == f.secret_digest)
-            })
-            .collect();
-        let preexisting = total - new.len();
-        (new, preexisting)
-    })
-    .map_err(|e| match e {
-        stage::StageError::Io { path, source } => SyncError::Io { path, source },
-        stage::StageError::Changed { path } => SyncError::Changed { path },
-    })?;
-    let mut secret_paths = std::collections::HashSet::new();
-    let mut new = Vec::new();
-    let mut preexisting = 0;
-    for (item, (found, known)) in items.iter().zip(scanned) {
-        if !found.is_empty() || known > 0 {
-            secret_paths.insert(item.path.to_owned());
-        }
-        new.extend(found);
-        preexisting += known;
-    }
-    new.sort_by(|a, b| (&a.path, a.line, a.column, &a.rule_id).cmp(&(&b.path, b.line, b.column, &b.rule_id)));
-    Ok((staged, new, preexisting, secret_paths))
+        tail.push(existing.file_name()?);
+        existing = existing.parent()?;
+    };
+    [canonical.as_path(), path]
+        .into_iter()
+        .find_map(|p| p.strip_prefix(root).ok())
+        .and_then(|rel| rel.to_str().map(str::to_owned))
+}
+
+/// The folder git runs the workspace repository's hooks from (`core.hooksPath`, else
+/// `.git/hooks`), as git itself resolves it; `None` outside a repository or without git. A
+/// planted bare repository is never consulted (`safe.bareRepository=explicit`).
+fn hooks_folder(host_root: &Path) -> Option<PathBuf> {
+    let out = crate::exec::Invocation::new(crate::exec::GIT)
+        .args(["-c", "safe.bareRepository=explicit", "rev-parse", "--path-format=absolute", "--git-path", "hooks"])
+        .dir(host_root)
+        .output()
+        .ok()?;
+    let text = out.stdout_text();
+    let line = text.lines().next()?.trim();
+    (out.success() && !line.is_empty()).then(|| PathBuf::from(line))
 }
 
 /// `p` is `q` or inside it.
@@ -288,7 +221,7 @@ pub(crate) fn within(p: &str, q: &str) -> bool {
 fn settled(conflicts: &[Conflict], leave_out: &[String], take_vm: &[String], plan: &Plan) -> bool {
     conflicts.iter().all(|c| {
         leave_out.iter().any(|q| within(&c.path, q))
-            || (take_vm.contains(&c.path) && plan.ops.iter().any(|op| apply::op_path(op) == c.path))
+            || (c.can_take_vm() && take_vm.contains(&c.path) && plan.ops.iter().any(|op| apply::op_path(op) == c.path))
     })
 }
 
@@ -374,68 +307,77 @@ fn view(plan: &Plan, upper: &HashMap<&str, &UpperEntry>) -> Vec<OpView> {
     plan.ops
         .iter()
         .map(|op| match op {
-            Op::Delete { path } => OpView { op: "delete", path: path.clone(), bytes: None },
-            Op::Mkdir { path, .. } => OpView { op: "mkdir", path: path.clone(), bytes: None },
-            Op::DirMode { path, .. } => OpView { op: "chmod", path: path.clone(), bytes: None },
-            Op::Write { path } => {
-                let bytes = match &upper[path.as_str()].kind {
-                    UpperKind::File { size, .. } => Some(*size),
-                    _ => None,
-                };
-                let op =
-                    if matches!(upper[path.as_str()].kind, UpperKind::Symlink { .. }) { "symlink" } else { "write" };
-                OpView { op, path: path.clone(), bytes }
+            Op::Delete { path } => OpView { op: OpKind::Delete, path: path.clone(), bytes: None, target: None },
+            Op::Mkdir { path, .. } | Op::DirMode { path, .. } => {
+                OpView { op: OpKind::Mkdir, path: path.clone(), bytes: None, target: None }
             }
+            Op::Write { path } => match &upper[path.as_str()].kind {
+                UpperKind::Symlink { target } => {
+                    OpView { op: OpKind::Symlink, path: path.clone(), bytes: None, target: Some(target.clone()) }
+                }
+                UpperKind::File { size, .. } => {
+                    OpView { op: OpKind::Write, path: path.clone(), bytes: Some(*size), target: None }
+                }
+                _ => OpView { op: OpKind::Write, path: path.clone(), bytes: None, target: None },
+            },
         })
         .collect()
 }
 
-/// Lines of diff shown per file, and in all: a preview is for reading, and memory must not grow
-/// with the change set.
-const DIFF_LINES_PER_FILE: usize = 80;
-const DIFF_LINES_TOTAL: usize = 4000;
-
-/// Unified diffs of changed text files (host now → staged), binary files summarised, capped.
-/// Files with a secret finding get no diff: a diff would print the secret.
-fn diffs(plan: &Plan, staged: &Stage, host: &Host, withheld: &std::collections::HashSet<String>) -> String {
-    let mut out = String::new();
-    let mut shown = 0;
-    let writes: Vec<&String> =
-        plan.ops.iter().filter_map(|op| if let Op::Write { path } = op { Some(path) } else { None }).collect();
-    for (i, &path) in writes.iter().enumerate() {
-        if shown >= DIFF_LINES_TOTAL {
-            out.push_str(&format!("… diffs of {} more files not shown\n", writes.len() - i));
-            break;
-        }
-        if staged.get(path).is_none() {
-            continue;
-        }
-        if withheld.contains(path) {
-            out.push_str(&format!("diff of {} withheld: it contains a secret finding\n", crate::ui::escape_name(path)));
-            continue;
-        }
-        let new = staged.read(path).unwrap_or_default();
-        let old = host.read(path).ok().flatten().unwrap_or_default();
-        let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(&old), std::str::from_utf8(&new)) else {
-            out.push_str(&format!("binary {}: {} -> {} bytes\n", crate::ui::escape_name(path), old.len(), new.len()));
-            continue;
-        };
-        let diff = similar::TextDiff::from_lines(old_text, new_text)
-            .unified_diff()
-            .context_radius(3)
-            .header(&format!("a/{}", crate::ui::escape_name(path)), &format!("b/{}", crate::ui::escape_name(path)))
-            .to_string();
-        let lines: Vec<&str> = diff.lines().collect();
-        for line in lines.iter().take(DIFF_LINES_PER_FILE) {
-            out.push_str(&crate::ui::sanitize(line));
-            out.push('\n');
-        }
-        if lines.len() > DIFF_LINES_PER_FILE {
-            out.push_str(&format!("… {} more diff lines of {path}\n", lines.len() - DIFF_LINES_PER_FILE));
-        }
-        shown += lines.len().min(DIFF_LINES_PER_FILE);
-    }
-    out
+/// The preview's diffs of the files the plan writes: review-tier paths first (they get the
+/// budget before anything else), each against the host's current version, secrets redacted.
+fn diffs(
+    plan: &Plan,
+    scanned: &Scanned,
+    host: &Host,
+    set: &RuleSet,
+    review: &[&str],
+    credentials: &[&str],
+) -> Vec<DiffView> {
+    let mut writes: Vec<&str> = plan
+        .ops
+        .iter()
+        .filter_map(|op| if let Op::Write { path } = op { Some(path.as_str()) } else { None })
+        .filter(|path| scanned.staged.get(path).is_some())
+        .collect();
+    writes.sort_by_key(|path| !review.contains(path));
+    let mut budget = crate::sync::diff::Budget::default();
+    let none: (findings::Spans, findings::Spans) = (Vec::new(), Vec::new());
+    writes
+        .into_iter()
+        .map(|path| {
+            if credentials.contains(&path) {
+                // A credential file is never printed, found secrets or not (`PASSWORD=hunter2`).
+                return DiffView {
+                    path: path.to_owned(),
+                    text: format!("{}: not shown: a credential file name\n", crate::ui::escape_name(path)),
+                    lines_not_shown: 0,
+                    complete: false,
+                };
+            }
+            let new = scanned.staged.read(path).unwrap_or_default();
+            let old = host.read(path).ok().flatten().unwrap_or_default();
+            // The host's version is printed too (its `-` lines): a secret it holds that the VM
+            // removes is redacted like one it adds.
+            let scanned_old;
+            let (old_secrets, new_secrets) = match scanned.spans.get(path) {
+                Some(spans) => (&spans.0, &spans.1),
+                None => {
+                    scanned_old = findings::spans_of(set, path, &old);
+                    (&scanned_old, &none.1)
+                }
+            };
+            let input = crate::sync::diff::Input {
+                path,
+                old: &old,
+                new: &new,
+                old_secrets,
+                new_secrets,
+                review: review.contains(&path),
+            };
+            crate::sync::diff::diff(&input, &mut budget)
+        })
+        .collect()
 }
 
 /// The baseline after an apply: the old one, with every touched path re-read from the host
@@ -480,7 +422,18 @@ fn refreshed(
     Ok(base)
 }
 
-/// Run the gate. Returns the report; `apply_now` decides interactively (or from `--yes`).
+/// Policy refusals that make a path unfit to look up on the host (its name or length), and
+/// those that refuse the whole plan for its size: after these, the conflict check and the scan
+/// skip the path, or the whole plan.
+const UNFIT_NAME: [&str; 3] = [policy::rule::NAME, policy::rule::NAME_LENGTH, policy::rule::DEPTH];
+const OVER_LIMITS: [&str; 2] = [policy::rule::COUNT, policy::rule::TOTAL_SIZE];
+
+fn item(i: &Issue) -> Item {
+    Item { code: i.rule, path: i.path.clone(), message: i.message.clone(), fix: i.fix.clone() }
+}
+
+/// Run the gate. Every stage runs (policy, conflicts, scan), so the report holds every problem
+/// at once; `confirm` is asked only when nothing blocks and a person decides (or `--yes` does).
 pub(crate) fn run(
     request: &Request,
     profile: &Profile,
@@ -507,8 +460,13 @@ pub(crate) fn run(
     }
     std::fs::create_dir_all(&stage_dir).map_err(io(&stage_dir))?;
     let workspace = profile.workspaces.iter().find(|w| w.host == host_root);
+    let context = HostContext {
+        profile_paths: request.protected.iter().filter_map(|p| relative_to(&host_root, p)).collect(),
+        hooks_path: hooks_folder(&host_root).and_then(|p| relative_to(&host_root, &p)),
+    };
     let policy = Policy::new(&profile.sync, workspace.map_or(&[][..], |w| &w.exclude))
-        .map_err(|e| SyncError::Policy { message: e.to_string() })?;
+        .map_err(|e| SyncError::Policy { message: e.to_string() })?
+        .with_context(context);
     let upper = read_source(&request.source, ns, &stage_dir, profile, &policy)?;
     let index: HashMap<&str, &UpperEntry> = upper.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut plan = plan::interpret(&upper, &base);
@@ -525,61 +483,97 @@ pub(crate) fn run(
         _ => true,
     });
     let issues: Vec<Issue> = policy.check(&plan, &upper, &base, &host_root);
-    // A plan already refused is not checked further: its names may not even be valid on the host,
-    // and nothing of it (not even an oversized file) is read into staging.
-    let refused_early = !plan.refusals.is_empty() || issues.iter().any(|i| matches!(i.tier, Tier::Refuse));
-    let (conflicts, expected) = if refused_early {
+    let mut refusals: Vec<Item> = plan
+        .refusals
+        .iter()
+        .map(|r| Item {
+            code: r.code,
+            path: if r.path.is_empty() { ".".into() } else { r.path.clone() },
+            message: r.message.clone(),
+            fix: String::new(),
+        })
+        .collect();
+    refusals.extend(issues.iter().filter(|i| matches!(i.tier, Tier::Refuse)).map(item));
+    let review: Vec<Item> = issues.iter().filter(|i| matches!(i.tier, Tier::Review)).map(item).collect();
+    let refused = !refusals.is_empty();
+    let over_limits = refusals.iter().any(|r| OVER_LIMITS.contains(&r.code));
+    let unfit: std::collections::HashSet<&str> = issues
+        .iter()
+        .filter(|i| UNFIT_NAME.contains(&i.rule) || i.rule == policy::rule::SIZE)
+        .map(|i| i.path.as_str())
+        .chain(upper.unread.iter().map(String::as_str))
+        .collect();
+    // Conflicts. A plan that is refused anyway is checked on a copy (its operations are only
+    // reported, never applied), leaving out paths unfit to look up.
+    let (conflicts, expected) = if over_limits {
+        notes.push("conflicts and secrets were not checked: the plan is over its limits (see the refusals)".into());
         (Vec::new(), apply::Expected::new())
+    } else if refused {
+        let mut copy = Plan {
+            ops: plan.ops.iter().filter(|op| !unfit.contains(apply::op_path(op))).cloned().collect(),
+            ..Plan::default()
+        };
+        match apply::check_conflicts(&mut copy, &base, &index, &host, request.on_conflict) {
+            Ok((conflicts, _)) => (conflicts, apply::Expected::new()),
+            Err(e) => {
+                notes.push(format!("conflicts were not checked: {e}"));
+                (Vec::new(), apply::Expected::new())
+            }
+        }
     } else {
-        apply::check_conflicts(&mut plan, &base, &index, &host, request.on_conflict).map_err(io(&host_root))?
-    };
-    notes.extend(std::mem::take(&mut plan.notes));
-    if !refused_early {
+        let checked =
+            apply::check_conflicts(&mut plan, &base, &index, &host, request.on_conflict).map_err(io(&host_root))?;
+        notes.extend(std::mem::take(&mut plan.notes));
         notes.extend(host_only_kept(&plan, &base, &index, &host).map_err(io(&host_root))?);
-    }
+        checked
+    };
     let set = match &profile.sync.secret_rules {
         SecretRules::Builtin => RuleSet::load(None, &[]),
         SecretRules::File(path) => RuleSet::load(Some(path), &[]),
     }
     .map_err(|e| SyncError::Scanner { message: e.to_string() })?;
-    let (staged, findings, preexisting_findings, secret_paths) = if refused_early {
-        (Stage::default(), Vec::new(), 0, std::collections::HashSet::new())
+    let mut redactor = Redactor::default();
+    let scanned = if over_limits {
+        Scanned::default()
     } else {
+        let writes: Vec<&str> = plan
+            .ops
+            .iter()
+            .filter_map(|op| if let Op::Write { path } = op { Some(path.as_str()) } else { None })
+            .filter(|path| !unfit.contains(path))
+            .collect();
         let private = matches!(request.source, Source::Tar { .. } | Source::Stream(_));
-        stage_and_scan(&plan, &index, &stage_dir, private, &set, &host)?
+        let mut scanned = findings::stage_and_scan(&writes, &index, &stage_dir, private, &set, &host)?;
+        scanned.findings.extend(findings::scan_names(&plan, &index, &set, &mut redactor));
+        scanned
     };
-    let refusals: Vec<String> = plan
-        .refusals
-        .iter()
-        .map(|r| format!("{}: {} ({})", if r.path.is_empty() { "." } else { &r.path }, r.message, r.code))
-        .collect();
-    let describe = |i: &Issue| format!("{}: {} [{}]; fix: {}", i.path, i.message, i.rule, i.fix);
-    let policy_refusals: Vec<String> = issues.iter().filter(|i| matches!(i.tier, Tier::Refuse)).map(describe).collect();
-    let review: Vec<String> = issues.iter().filter(|i| matches!(i.tier, Tier::Review)).map(describe).collect();
+    let review_paths: Vec<&str> = review.iter().map(|i| i.path.as_str()).collect();
+    let credentials: Vec<&str> =
+        issues.iter().filter(|i| i.rule == policy::rule::BLOCKED_NAME).map(|i| i.path.as_str()).collect();
     let mut report = Report {
+        version: crate::sync::report::JSON_VERSION,
         host: host_root.clone(),
+        decision: Decision::Refused,
         recovered,
         ops: view(&plan, &index),
-        diffs: diffs(&plan, &staged, &host, &secret_paths),
+        diffs: diffs(&plan, &scanned, &host, &set, &review_paths, &credentials),
         notes,
         excluded,
         mount_points,
         refusals,
-        policy: policy_refusals,
         review,
-        review_paths: issues.iter().filter(|i| matches!(i.tier, Tier::Review)).map(|i| i.path.clone()).collect(),
         conflicts,
-        findings,
-        preexisting_findings,
-        decision: Decision::Refused,
+        findings: scanned.findings.clone(),
+        preexisting_findings: scanned.preexisting,
     };
+    report.redact(&redactor);
+    debug_assert!(
+        !redactor.is_unsafe(&serde_json::to_string(&report).unwrap_or_default()),
+        "a secret found in a name survived the report's redaction"
+    );
     // Conflicts alone can be settled one by one by a person at a terminal.
     let settle_conflicts = request.interactive && !request.dry_run;
-    let blocked = !report.refusals.is_empty()
-        || !report.policy.is_empty()
-        || (!report.conflicts.is_empty() && !settle_conflicts)
-        || !report.findings.is_empty();
-    report.decision = if blocked {
+    report.decision = if report.blocked(settle_conflicts) {
         Decision::Refused
     } else if plan.ops.is_empty() {
         Decision::NothingToDo
@@ -587,7 +581,12 @@ pub(crate) fn run(
         Decision::DryRun
     } else if !report.review.is_empty() && !request.interactive {
         // Review-tier paths need a person: `--yes` alone never applies them.
-        report.policy.push("paths in the review tier need explicit approval; run `sandbox sync` in a terminal".into());
+        report.refusals.push(Item {
+            code: "E_NEEDS_REVIEW",
+            path: ".".into(),
+            message: "paths in the review tier need a person's approval, and there is no terminal to ask in".into(),
+            fix: "run `sandbox sync` in a terminal and approve them one by one".into(),
+        });
         Decision::Refused
     } else if request.yes && report.review.is_empty() && report.conflicts.is_empty() {
         Decision::Applied
@@ -595,30 +594,36 @@ pub(crate) fn run(
         match confirm(&report) {
             Approval::Decline => Decision::Declined,
             Approval::Apply { leave_out, take_vm } if !settled(&report.conflicts, &leave_out, &take_vm, &plan) => {
-                report.policy.push("a conflict was neither left out nor taken from the VM".into());
+                report.refusals.push(Item {
+                    code: "E_UNSETTLED",
+                    path: ".".into(),
+                    message: "a conflict was neither left out nor taken from the VM".into(),
+                    fix: "settle every conflict, or use `--on-conflict keep-host|take-vm`".into(),
+                });
                 Decision::Refused
             }
             Approval::Apply { leave_out, take_vm } => {
                 for path in &take_vm {
                     report.notes.push(format!(
                         "{}: conflict settled by you: the VM's version replaces the host's (undo restores it)",
-                        crate::ui::escape_name(path)
+                        crate::ui::escape_name(&redactor.apply(path))
                     ));
                 }
                 for path in leave_out_ops(&mut plan, &leave_out) {
                     report.notes.push(format!(
                         "{}: left out by you; the host keeps its version",
-                        crate::ui::escape_name(&path)
+                        crate::ui::escape_name(&redactor.apply(&path))
                     ));
                 }
                 report.ops = view(&plan, &index);
+                report.redact(&redactor);
                 if plan.ops.is_empty() { Decision::Declined } else { Decision::Applied }
             }
         }
     };
     if report.decision == Decision::Applied {
         let pending = sync_dir.join("pending");
-        if let Err(source) = apply::apply(&plan, &index, &staged, &host, &expected, &pending) {
+        if let Err(source) = apply::apply(&plan, &index, &scanned.staged, &host, &expected, &pending) {
             // Undo what this apply began right away (ENOSPC, a failed verification, ...), so
             // an error never leaves the workspace half-synced until the next run.
             let rolled = apply::Journal::read(&pending)
@@ -631,10 +636,19 @@ pub(crate) fn run(
             });
         }
         promote(&sync_dir).map_err(io(&sync_dir))?;
-        store::save_baseline(state_dir, &refreshed(base, &plan, &staged, &host, &host_root)?)?;
+        store::save_baseline(state_dir, &refreshed(base, &plan, &scanned.staged, &host, &host_root)?)?;
     }
     let _ = std::fs::remove_dir_all(&stage_dir);
-    audit(state_dir, profile, &report, &staged)?;
+    let written: Vec<(String, String)> = if report.decision == Decision::Applied {
+        plan.ops
+            .iter()
+            .filter_map(|op| if let Op::Write { path } = op { Some(path) } else { None })
+            .filter_map(|path| scanned.staged.sha256(path).map(|sha| (redactor.apply(path), sha.to_owned())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    audit(state_dir, profile, &report, &written)?;
     Ok(report)
 }
 
@@ -668,9 +682,11 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn audit(state_dir: &Path, profile: &Profile, report: &Report, staged: &Stage) -> Result<(), SyncError> {
-    let count = |op: &str| report.ops.iter().filter(|o| o.op == op).count();
-    let mut written: Vec<(&str, &str)> = staged.hashes().collect();
+/// The audit line of one run: what was decided and, for an apply, exactly what was written.
+fn audit(state_dir: &Path, profile: &Profile, report: &Report, written: &[(String, String)]) -> Result<(), SyncError> {
+    let count = |op: OpKind| report.ops.iter().filter(|o| o.op == op).count();
+    let applied = report.decision == Decision::Applied;
+    let mut written: Vec<&(String, String)> = written.iter().collect();
     written.sort();
     let line = serde_json::json!({
         "time": now(),
@@ -678,10 +694,15 @@ fn audit(state_dir: &Path, profile: &Profile, report: &Report, staged: &Stage) -
         "host": report.host,
         "action": "sync",
         "decision": report.decision,
-        "counts": { "write": count("write"), "symlink": count("symlink"), "mkdir": count("mkdir"), "delete": count("delete"), "chmod": count("chmod") },
+        "counts": if applied {
+            serde_json::json!({ "write": count(OpKind::Write), "symlink": count(OpKind::Symlink), "mkdir": count(OpKind::Mkdir), "delete": count(OpKind::Delete) })
+        } else {
+            serde_json::json!({})
+        },
         "sha256": written.iter().map(|(p, s)| serde_json::json!({ "path": p, "sha256": s })).collect::<Vec<_>>(),
-        "findings": report.findings.iter().map(|f| serde_json::json!({ "rule_id": f.rule_id, "path": f.path, "line": f.line, "redacted": f.redacted })).collect::<Vec<_>>(),
-        "refusals": report.refusals.len() + report.policy.len() + report.conflicts.len(),
+        "findings": report.findings.iter().map(|f| serde_json::json!({ "code": f.code, "rule_id": f.finding.rule_id, "path": f.finding.path, "line": f.finding.line, "redacted": f.finding.redacted })).collect::<Vec<_>>(),
+        "refusals": report.refusals.iter().map(|r| serde_json::json!({ "code": r.code, "path": r.path })).collect::<Vec<_>>(),
+        "conflicts": report.conflicts.iter().map(|c| serde_json::json!({ "code": c.code, "path": c.path })).collect::<Vec<_>>(),
     });
     append_audit(state_dir, &line)
 }

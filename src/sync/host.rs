@@ -85,7 +85,12 @@ impl Host {
         let mode = stat.st_mode & 0o7777;
         Ok(match FileType::from_raw_mode(stat.st_mode) {
             FileType::RegularFile => {
-                let bytes = read_at(&dir, name)?;
+                let bytes = match read_at(&dir, name) {
+                    Ok(bytes) => bytes,
+                    // Swapped for a FIFO or the like since the stat.
+                    Err(e) if is_not_regular(&e) => return Ok((HostState::Other, None)),
+                    Err(e) => return Err(e),
+                };
                 let state = HostState::File { sha256: hex(&Sha256::digest(&bytes)), mode, size: bytes.len() as u64 };
                 (state, Some(bytes))
             }
@@ -149,20 +154,43 @@ impl Host {
         match read_at(&dir, name) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => Ok(None),
-            // A symlink where a file was expected has no file content to offer.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => Ok(None),
+            // A symlink (or a FIFO, a device...) where a file was expected has no file content.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) || is_not_regular(&e) => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
 }
 
-/// Read a regular file by name in `dir`, refusing to follow a symlink.
+/// Read a regular file by name in `dir`, refusing to follow a symlink. Anything else there (a
+/// FIFO, a device, a socket, swapped in at any moment) is [`not_regular`], never opened in a way
+/// that can block: `O_NONBLOCK` makes the open of a FIFO return at once, and `fstat` of what was
+/// opened decides.
 pub(crate) fn read_at(dir: &impl AsFd, name: &str) -> std::io::Result<Vec<u8>> {
-    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+        return Err(not_regular());
+    }
     let mut file = std::fs::File::from(fd);
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// The error of [`read_at`] for an entry that is not a regular file.
+pub(crate) fn not_regular() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")
+}
+
+/// Whether `e` is [`not_regular`].
+pub(crate) fn is_not_regular(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::InvalidInput
 }
 
 #[cfg(test)]
@@ -185,5 +213,17 @@ mod tests {
         assert_eq!(host.state("missing/x").unwrap(), HostState::Missing);
         assert!(host.dir("../").is_err());
         assert_eq!(host.read("real/f").unwrap().unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_fifo_is_never_opened_in_a_way_that_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        rustix::fs::mknodat(rustix::fs::CWD, dir.path().join("fifo"), FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+            .unwrap();
+        let host = Host::open(dir.path()).unwrap();
+        // Each of these would wait for a writer forever with a blocking open.
+        assert_eq!(host.read("fifo").unwrap(), None);
+        assert_eq!(host.state("fifo").unwrap(), HostState::Other);
+        assert!(is_not_regular(&read_at(&host.root, "fifo").unwrap_err()));
     }
 }

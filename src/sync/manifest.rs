@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::OpenOptionsExt;
+
+use rustix::fs::OFlags;
 use sha2::{Digest, Sha256};
 
 use crate::sync::error::SyncError;
@@ -81,7 +84,15 @@ pub(crate) fn changed_paths(old: &Manifest, new: &Manifest) -> usize {
 
 /// Hash a file streaming, in 64 KiB reads.
 pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    // Never blocks on a FIFO swapped in since the walk saw a file (`read_at`'s reasoning).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits().cast_signed())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(crate::sync::host::not_regular());
+    }
+    let mut file = file;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {

@@ -9,7 +9,9 @@
 //! check has passed on the same plan.
 
 pub(crate) mod apply;
+pub(crate) mod diff;
 pub(crate) mod error;
+pub(crate) mod findings;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub(crate) mod gate;
@@ -17,6 +19,7 @@ pub(crate) mod host;
 pub(crate) mod manifest;
 pub(crate) mod plan;
 pub(crate) mod policy;
+pub(crate) mod report;
 pub(crate) mod stage;
 pub(crate) mod store;
 pub(crate) mod tar;

@@ -130,11 +130,6 @@ impl Stage {
         self.files.get(path).map(|s| s.sha256.as_str())
     }
 
-    /// Every staged path with its hash.
-    pub(crate) fn hashes(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.files.iter().map(|(p, s)| (p.as_str(), s.sha256.as_str()))
-    }
-
     /// The staged bytes of `path`.
     pub(crate) fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
         let staged = self.files.get(path).ok_or_else(|| std::io::Error::other(format!("{path}: not staged")))?;

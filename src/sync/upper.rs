@@ -86,11 +86,19 @@ pub(crate) struct Limits {
     pub(crate) max_file_bytes: u64,
     /// When the files within `max_file_bytes` add up to more, none is read.
     pub(crate) max_total_bytes: u64,
+    /// Entries listed at most: the walk stops there (`E_COUNT`), so a million empty files cost
+    /// what this many do.
+    pub(crate) max_entries: u64,
 }
+
+/// Levels listed at most; a folder at this depth is refused (`E_DEPTH`), its content not read
+/// (the policy's limit is the same: nothing deeper could be synced).
+pub(crate) const MAX_DEPTH: usize = 64;
 
 impl Limits {
     #[cfg(test)]
-    pub(crate) const NONE: Limits = Limits { max_file_bytes: u64::MAX, max_total_bytes: u64::MAX };
+    pub(crate) const NONE: Limits =
+        Limits { max_file_bytes: u64::MAX, max_total_bytes: u64::MAX, max_entries: u64::MAX };
 }
 
 pub(crate) fn refuse(out: &mut Upper, path: &str, code: &'static str, message: impl Into<String>) {
@@ -210,15 +218,53 @@ pub(crate) fn read_within(
     let mut files = Vec::new();
     let root_xattrs = xattrs_of(&mut out, root, "");
     check_xattrs(&mut out, &root_xattrs, "", true, true, ns);
-    for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1).sort_by_file_name() {
-        let entry = entry.map_err(|e| e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")))?;
+    // Unsorted: walkdir then streams each folder instead of reading it whole first (the
+    // entries are sorted once at the end, within `max_entries`).
+    let mut walk = walkdir::WalkDir::new(root).follow_links(false).min_depth(1).max_depth(MAX_DEPTH + 1).into_iter();
+    let mut listed = 0u64;
+    let too_long = |e: &std::io::Error| e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error());
+    while let Some(entry) = walk.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let at = e.path().map(|p| p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned());
+                let io = e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error"));
+                match at {
+                    Some(at) if too_long(&io) => {
+                        refuse(&mut out, &at, "E_NAME_LENGTH", "the path is too long to open (ENAMETOOLONG)");
+                        continue;
+                    }
+                    _ => return Err(io),
+                }
+            }
+        };
+        listed += 1;
+        if listed > limits.max_entries {
+            let message = format!("the upper holds more than {} entries; the rest was not read", limits.max_entries);
+            refuse(&mut out, "", "E_COUNT", message);
+            break;
+        }
         let full = entry.path();
         let rel = full.strip_prefix(root).unwrap_or(full);
         let Some(path) = rel.to_str().map(str::to_owned) else {
             refuse(&mut out, &rel.to_string_lossy(), "E_NAME", "the name is not valid UTF-8");
             continue;
         };
-        let meta = std::fs::symlink_metadata(full)?;
+        if entry.depth() > MAX_DEPTH {
+            if entry.file_type().is_dir() {
+                walk.skip_current_dir();
+            }
+            refuse(&mut out, &path, "E_DEPTH", format!("more than {MAX_DEPTH} levels deep; not read further"));
+            continue;
+        }
+        let meta = match std::fs::symlink_metadata(full) {
+            Ok(meta) => meta,
+            Err(e) if too_long(&e) => {
+                refuse(&mut out, &path, "E_NAME_LENGTH", "the path is too long to open (ENAMETOOLONG)");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let ft = meta.file_type();
         let mode = meta.permissions().mode() & 0o7777;
         let xattrs = xattrs_of(&mut out, full, &path);
@@ -268,6 +314,8 @@ pub(crate) fn read_within(
         let sha256 = hash_listed(&entry.source, &entry.path, file)?;
         entry.kind = UpperKind::File { size: file.size, sha256 };
     }
+    // Top-down, siblings by name: the order the tar reader gives too.
+    out.entries.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
     Ok(out)
 }
 
@@ -347,7 +395,7 @@ mod tests {
     use super::*;
     use crate::sync::fixture::Fx;
 
-    const SMALL: Limits = Limits { max_file_bytes: 1024, max_total_bytes: 2048 };
+    const SMALL: Limits = Limits { max_file_bytes: 1024, max_total_bytes: 2048, max_entries: u64::MAX };
 
     fn sha(bytes: &[u8]) -> String {
         hex(&Sha256::digest(bytes))
@@ -430,5 +478,26 @@ mod tests {
         assert!(hash_listed(&full, "f", &listed).unwrap_err().to_string().contains("changed"));
         std::fs::rename(fx.upper.join("g"), &full).unwrap();
         assert!(hash_listed(&full, "f", &listed).unwrap_err().to_string().contains("changed"), "another inode");
+    }
+
+    #[test]
+    fn the_walk_stops_at_the_depth_and_count_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join(vec!["d"; MAX_DEPTH + 5].join("/"));
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("f"), "x").unwrap();
+        let upper = read(dir.path(), Namespace::Trusted).unwrap();
+        let codes: Vec<(&str, usize)> = upper.refusals.iter().map(|r| (r.code, r.path.split('/').count())).collect();
+        assert_eq!(codes, [("E_DEPTH", MAX_DEPTH + 1)], "refused once, where the limit is passed");
+        assert!(upper.entries.iter().all(|e| e.path.split('/').count() <= MAX_DEPTH));
+
+        let flat = tempfile::tempdir().unwrap();
+        for i in 0..50 {
+            std::fs::write(flat.path().join(format!("f{i:02}")), "").unwrap();
+        }
+        let limits = Limits { max_entries: 10, ..Limits::NONE };
+        let upper = read_within(flat.path(), Namespace::Trusted, limits, |_| false).unwrap();
+        assert_eq!(upper.entries.len(), 10, "the walk stops at the limit");
+        assert_eq!(upper.refusals.iter().map(|r| r.code).collect::<Vec<_>>(), ["E_COUNT"]);
     }
 }

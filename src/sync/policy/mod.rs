@@ -55,6 +55,12 @@ use crate::sync::manifest::{Entry, Kind, Manifest};
 use crate::sync::plan::{Op, Plan};
 use crate::sync::upper::{Limits, Upper, UpperEntry, UpperKind};
 
+mod lists;
+mod reach;
+mod repo;
+
+use lists::{BLOCKED_NAMES, CODE_PATHS};
+
 /// Stable rule names: `E_*` refuse, `R_*` need review.
 pub(crate) mod rule {
     pub(crate) const GIT_PATH: &str = "E_GIT_PATH";
@@ -75,6 +81,11 @@ pub(crate) mod rule {
     pub(crate) const CODE_PATH: &str = "R_CODE_PATH";
     pub(crate) const EXECUTABLE: &str = "R_EXECUTABLE";
     pub(crate) const REVIEW_GLOB: &str = "R_REVIEW_GLOB";
+    pub(crate) const GIT_REPO: &str = "E_GIT_REPO";
+    pub(crate) const EXECUTABLE_CHANGED: &str = "R_EXECUTABLE_CHANGED";
+    pub(crate) const PROFILE: &str = "R_PROFILE";
+    pub(crate) const GIT_HOOKS: &str = "R_GIT_HOOKS";
+    pub(crate) const MANY_NAMES: &str = "R_MANY_NAMES";
 }
 
 /// Where OpenClaw mounts its skills, read-only, in a tool container whose workspace is writable
@@ -88,58 +99,6 @@ const MAX_NAME: usize = 255;
 const MAX_PATH: usize = 4096;
 const MAX_TARGET: usize = 1023;
 const MAX_HOPS: usize = 40;
-
-/// Matched against each folded path component.
-const BLOCKED_NAMES: &[&str] = &[
-    ".env*",
-    "*.pem",
-    "*.key",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    "*.p12",
-    "*.pfx",
-    "*.jks",
-    "*.keystore",
-    ".npmrc",
-    ".pypirc",
-    ".netrc",
-    ".ssh",
-];
-
-/// Files that run code when the project is opened, entered, built or committed (§3.7).
-const CODE_PATHS: &[&str] = &[
-    "**/.envrc",
-    "**/.vscode/**",
-    "**/.idea/**",
-    "**/.devcontainer/**",
-    "**/.devcontainer.json",
-    "**/.github/workflows/**",
-    "**/.github/actions/**",
-    "**/.gitlab-ci.yml",
-    "**/.gitmodules",
-    "**/.gitattributes",
-    "**/makefile",
-    "**/gnumakefile",
-    "**/*.mk",
-    "**/package.json",
-    "**/.husky/**",
-    "**/.githooks/**",
-    "**/.pre-commit-config.yaml",
-    "**/.cargo/config",
-    "**/.cargo/config.toml",
-    "**/build.rs",
-    "**/rust-toolchain",
-    "**/rust-toolchain.toml",
-    "**/pyproject.toml",
-    "**/*.pth",
-    "**/.yarnrc",
-    "**/.yarnrc.yml",
-    "**/.pnpmfile.cjs",
-    "**/mise.toml",
-    "**/.mise.toml",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tier {
@@ -159,9 +118,20 @@ pub(crate) struct Issue {
     pub(crate) fix: String,
 }
 
+/// What the gate knows of the host beyond the workspace's files, as workspace-relative paths.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct HostContext {
+    /// Files and folders a profile lookup reads: the active profile's `extends` chain, the
+    /// profiles folder, `$SANDBOX_PROFILE`'s file (issue 19: the agent must not rewrite them).
+    pub(crate) profile_paths: Vec<String>,
+    /// The folder the host repository's `core.hooksPath` names.
+    pub(crate) hooks_path: Option<String>,
+}
+
 /// The compiled path policy of one profile and workspace.
 #[derive(Debug)]
 pub(crate) struct Policy {
+    context: HostContext,
     allow: GlobSet,
     deny: GlobSet,
     review: GlobSet,
@@ -351,6 +321,27 @@ impl<'a> Planned<'a> {
         planned
     }
 
+    /// Every symlink of the planned tree, as (link, target).
+    fn links(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        let created =
+            self.created.iter().filter_map(|(p, n)| if let Node::Link(t) = n { Some((*p, *t)) } else { None });
+        let kept = self.base.entries.iter().filter_map(|(p, e)| match &e.kind {
+            Kind::Symlink { target }
+                if !self.created.contains_key(p.as_str()) && !self.deleted.contains(p.as_str()) =>
+            {
+                Some((p.as_str(), target.as_str()))
+            }
+            _ => None,
+        });
+        created.chain(kept)
+    }
+
+    /// Every path of the planned tree.
+    fn paths(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let kept = self.base.entries.keys().map(String::as_str).filter(|p| !self.deleted.contains(p));
+        self.created.keys().copied().chain(kept.filter(|p| !self.created.contains_key(p)))
+    }
+
     fn get(&self, path: &str) -> Option<Node<'a>> {
         if let Some(node) = self.created.get(path) {
             return Some(*node);
@@ -361,7 +352,8 @@ impl<'a> Planned<'a> {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Resolution {
-    Inside,
+    /// Where it resolves, or `None` when it dangles past a file (ENOTDIR).
+    Inside(Option<String>),
     /// Absolute or above the root; `via` is the last link expanded.
     Escapes {
         via: Option<String>,
@@ -382,6 +374,17 @@ fn resolve<'a>(
 ) -> Resolution {
     if target.starts_with('/') {
         return Resolution::Escapes { via: None };
+    }
+    // Lexically first (spec §3.3): `a.txt/../../x` climbs out whatever `a.txt` is, and a tool
+    // that normalises paths before it opens them takes it at its word.
+    let mut depth = parent(link).split('/').filter(|c| !c.is_empty()).count();
+    for comp in target.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." if depth == 0 => return Resolution::Escapes { via: None },
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
     }
     let mut stack: Vec<&str> = parent(link).split('/').filter(|c| !c.is_empty()).collect();
     let mut queue: VecDeque<&str> = target.split('/').collect();
@@ -418,7 +421,8 @@ fn resolve<'a>(
                 via = Some(here);
             }
             // Anything after a file fails with ENOTDIR: the link dangles, inside.
-            Some(Node::File) => return Resolution::Inside,
+            Some(Node::File) if queue.iter().any(|c| !c.is_empty() && *c != ".") => return Resolution::Inside(None),
+            Some(Node::File) => {}
             Some(Node::Dir) => {}
             None => {
                 // Only a host entry the baseline does not know can be a surprise: one it
@@ -432,13 +436,14 @@ fn resolve<'a>(
             }
         }
     }
-    Resolution::Inside
+    Resolution::Inside(Some(stack.join("/")))
 }
 
 impl Policy {
     pub(crate) fn new(sync: &SyncPolicy, exclude: &[String]) -> Result<Self, globset::Error> {
         let user = |g: &[String]| globs(g.iter().map(String::as_str), false);
         Ok(Policy {
+            context: HostContext::default(),
             allow: user(&sync.allow)?,
             deny: user(&sync.deny)?,
             review: user(&sync.review)?,
@@ -449,6 +454,11 @@ impl Policy {
             max_total_size: sync.max_total_size.bytes(),
             max_files: sync.max_files,
         })
+    }
+
+    /// The same policy, knowing `context` about the host.
+    pub(crate) fn with_context(self, context: HostContext) -> Self {
+        Policy { context, ..self }
     }
 
     /// Whether `path` is never synced: it or an ancestor matches an `exclude` glob, as itself or
@@ -466,7 +476,12 @@ impl Policy {
     /// What the upper reader may read before this policy has seen the plan. The total is twice
     /// `max_total_size` because the reader also reads copy-ups the plan then drops as unchanged.
     pub(crate) fn read_limits(&self) -> Limits {
-        Limits { max_file_bytes: self.max_file_size, max_total_bytes: self.max_total_size.saturating_mul(2) }
+        Limits {
+            max_file_bytes: self.max_file_size,
+            max_total_bytes: self.max_total_size.saturating_mul(2),
+            // As the tar reader's: unchanged copy-ups and deletions count too.
+            max_entries: self.max_files.saturating_mul(4).max(1000),
+        }
     }
 
     /// Drop ops on excluded paths (workspace `exclude` globs): they are never synced, only listed.
@@ -526,11 +541,27 @@ impl Policy {
         let known = base.entries.keys().map(String::as_str).collect();
         let mut host = Host { root: host_root, listed: HashMap::new(), known };
         let mut out = Vec::new();
-        self.check_ops(plan, &uppers, base, &mut out);
+        let planned = Planned::new(plan, &uppers, base);
+        let reach = reach::Reach::new(&planned);
+        self.check_ops(plan, &uppers, base, &reach, &mut out);
+        self.check_links_into_reviewed(plan, &uppers, &planned, &reach, &mut out);
+        for (dir, paths) in repo::planted(plan, &planned, &mut host) {
+            let shown_dir = if dir.is_empty() { ".".to_owned() } else { shown(&dir) };
+            for path in paths {
+                let message = format!(
+                    "refusing to write `{}`: `{shown_dir}` would be a git repository (it holds `HEAD` with \
+                     `objects` and `refs`, or `commondir`), and git runs a repository's config and hooks",
+                    shown(&path)
+                );
+                let fix = "git state never crosses the gate; bring commits over as a bundle (`git bundle`), or \
+                           exclude the folder";
+                out.push(issue(&path, rule::GIT_REPO, Tier::Refuse, message, fix));
+            }
+        }
         check_names(plan, base, &mut out);
         self.check_limits(plan, &uppers, &upper.unread, &mut out);
         check_aliases(plan, &mut host, &mut out);
-        check_symlinks(plan, &uppers, base, &mut host, &mut out);
+        check_symlinks(self, plan, &uppers, base, &mut host, &mut out);
         out.sort_by(|a, b| (a.path.as_str(), a.rule).cmp(&(b.path.as_str(), b.rule)));
         out.dedup_by(|a, b| a.path == b.path && a.rule == b.rule);
         out
@@ -541,7 +572,7 @@ impl Policy {
         let mut under_aws = false;
         for comp in path.split('/') {
             let key = match_key(comp);
-            if (key != ".envrc" && self.blocked.is_match(&key)) || (under_aws && key == "credentials") {
+            if (!key.starts_with(".envrc") && self.blocked.is_match(&key)) || (under_aws && key == "credentials") {
                 return Some(comp);
             }
             under_aws |= key == ".aws";
@@ -549,7 +580,14 @@ impl Policy {
         None
     }
 
-    fn check_ops(&self, plan: &Plan, uppers: &HashMap<&str, &UpperEntry>, base: &Manifest, out: &mut Vec<Issue>) {
+    fn check_ops(
+        &self,
+        plan: &Plan,
+        uppers: &HashMap<&str, &UpperEntry>,
+        base: &Manifest,
+        reach: &reach::Reach,
+        out: &mut Vec<Issue>,
+    ) {
         let is_dir = |op: &Op| match op {
             Op::Mkdir { .. } | Op::DirMode { .. } => true,
             Op::Delete { path } => matches!(base.entries.get(path).map(|e| &e.kind), Some(Kind::Dir)),
@@ -560,20 +598,43 @@ impl Policy {
         for op in &plan.ops {
             let (path, dir) = (op_path(op), is_dir(op));
             let (p, v) = (shown(path), verb(op));
+            // A symlink may lead to a folder: the host's tools see `.vscode -> x` as `.vscode/`.
+            let link = matches!(uppers.get(path).map(|e| &e.kind), Some(UpperKind::Symlink { .. }))
+                && matches!(op, Op::Write { .. });
+            let as_dir = dir || link;
+            let (names, complete) = reach.names(path);
+            // `(reached as `x`)` when a rule matched another name of the path than its own.
+            let via = |name: &str| {
+                if name == path { String::new() } else { format!(" (the host reaches it as `{}`)", shown(name)) }
+            };
+            if !complete {
+                let message = format!(
+                    "`{p}` is reached by more than {} names through symlinks; not every name was checked",
+                    reach::MAX_NAMES
+                );
+                out.push(issue(
+                    path,
+                    rule::MANY_NAMES,
+                    Tier::Review,
+                    message,
+                    "read the change, then approve this path",
+                ));
+            }
             if let Some(comp) = path.split('/').find(|c| is_git_alias(c)) {
                 let message = format!("refusing to {v} `{p}`: it is inside `{}`, an alias of `.git`", shown(comp));
                 let fix = "git state never crosses the gate (hooks and config run code); commit on the host, or bring \
                            commits over as a bundle (`git bundle`)";
                 out.push(issue(path, rule::GIT_PATH, Tier::Refuse, message, fix));
             }
-            if let Some(comp) = self.blocked_component(path) {
-                let message = format!("refusing to {v} `{p}`: `{}` is a credential file name", shown(comp));
+            if let Some((name, comp)) = names.iter().find_map(|n| self.blocked_component(n).map(|c| (n, c))) {
+                let message =
+                    format!("refusing to {v} `{p}`: `{}` is a credential file name{}", shown(comp), via(name));
                 let fix =
                     "secrets are never synced; edit them on the host, or add the path to the workspace's `exclude`";
                 out.push(issue(path, rule::BLOCKED_NAME, Tier::Refuse, message, fix));
             }
-            if glob_hit(&self.deny, path, dir) {
-                let message = format!("refusing to {v} `{p}`: it matches `sync.deny`");
+            if let Some(name) = names.iter().find(|n| glob_hit(&self.deny, n, as_dir)) {
+                let message = format!("refusing to {v} `{p}`: it matches `sync.deny`{}", via(name));
                 out.push(issue(path, rule::DENIED, Tier::Refuse, message, "remove the pattern from `sync.deny`"));
             }
             let allowed = if dir {
@@ -587,26 +648,35 @@ impl Policy {
                 let message = format!("refusing to {v} `{p}`: it matches no `sync.allow` pattern");
                 out.push(issue(path, rule::NOT_ALLOWED, Tier::Refuse, message, "add a pattern to `sync.allow`"));
             }
-            let folded: Vec<String> = path.split('/').map(fold).collect();
-            if glob_hit(&self.code_paths, &folded.join("/"), dir) {
-                let message = format!("`{p}` runs code when the project is opened, built or committed ({v})");
-                out.push(issue(
-                    path,
-                    rule::CODE_PATH,
-                    Tier::Review,
-                    message,
-                    "read the change, then approve this path",
-                ));
+            let review = "read the change, then approve this path";
+            let code_path = names.iter().find(|n| {
+                let folded: Vec<String> = n.split('/').map(fold).collect();
+                glob_hit(&self.code_paths, &folded.join("/"), as_dir)
+            });
+            if let Some(name) = code_path {
+                let message =
+                    format!("`{p}` runs code when the project is opened, built or committed ({v}){}", via(name));
+                out.push(issue(path, rule::CODE_PATH, Tier::Review, message, review));
             }
-            if glob_hit(&self.review, path, dir) {
-                let message = format!("`{p}` matches `sync.review` ({v})");
-                out.push(issue(
-                    path,
-                    rule::REVIEW_GLOB,
-                    Tier::Review,
-                    message,
-                    "read the change, then approve this path",
-                ));
+            if let Some(name) = names.iter().find(|n| glob_hit(&self.review, n, as_dir)) {
+                let message = format!("`{p}` matches `sync.review` ({v}){}", via(name));
+                out.push(issue(path, rule::REVIEW_GLOB, Tier::Review, message, review));
+            }
+            // An op on a protected path, or on a folder that holds one (replacing the folder with a
+            // link redirects what is read there).
+            let touches = |q: &str| names.iter().find(|n| q.is_empty() || within(n, q) || within(q, n));
+            if let Some(name) = self.context.profile_paths.iter().find_map(|q| touches(q)) {
+                let message = format!(
+                    "`{p}` is read when `sandbox` looks up a profile: a change here changes what the next \
+                     `sandbox` command mounts, allows and runs ({v}){}",
+                    via(name)
+                );
+                out.push(issue(path, rule::PROFILE, Tier::Review, message, review));
+            }
+            if let Some(name) = self.context.hooks_path.as_deref().and_then(touches) {
+                let message =
+                    format!("`{p}` is in the folder git runs hooks from (`core.hooksPath`) ({v}){}", via(name));
+                out.push(issue(path, rule::GIT_HOOKS, Tier::Review, message, review));
             }
             let upper = uppers.get(path);
             let is_file = matches!(upper.map(|e| &e.kind), Some(UpperKind::File { .. }));
@@ -623,6 +693,78 @@ impl Policy {
             if let Some(mode) = mode.filter(|m| is_file && m & 0o111 != 0 && !was_exec) {
                 let message = format!("`{p}` becomes executable (mode {mode:04o})");
                 out.push(issue(path, rule::EXECUTABLE, Tier::Review, message, "read it, then approve this path"));
+            }
+            // Whatever mode the VM leaves it: a script the host runs (`sh run.sh` needs no exec
+            // bit) is still one with new content.
+            let new_content = match (base.entries.get(path).map(|e| &e.kind), upper.map(|e| &e.kind)) {
+                (Some(Kind::File { sha256: old, .. }), Some(UpperKind::File { sha256: new, .. })) => old != new,
+                _ => true,
+            };
+            if was_exec && is_file && new_content && matches!(op, Op::Write { .. }) {
+                let message = format!("`{p}` is executable on the host and its content changes");
+                out.push(issue(
+                    path,
+                    rule::EXECUTABLE_CHANGED,
+                    Tier::Review,
+                    message,
+                    "read it, then approve this path",
+                ));
+            }
+        }
+    }
+
+    /// A symlink the plan creates is reviewed when it gives a reviewed name to anything of the
+    /// planned tree beneath its target: `.github -> ci` makes an unchanged `ci/workflows/x.yml`
+    /// a CI workflow, though no file under `ci` changes.
+    fn check_links_into_reviewed(
+        &self,
+        plan: &Plan,
+        uppers: &HashMap<&str, &UpperEntry>,
+        planned: &Planned<'_>,
+        reach: &reach::Reach,
+        out: &mut Vec<Issue>,
+    ) {
+        let all: BTreeSet<&str> = planned.paths().collect();
+        // Paths looked at, in all: links to big folders must not multiply the plan's size.
+        let budget = &mut 1_000_000usize;
+        for op in &plan.ops {
+            let Op::Write { path: link } = op else { continue };
+            if !matches!(uppers.get(link.as_str()).map(|e| &e.kind), Some(UpperKind::Symlink { .. })) {
+                continue;
+            }
+            let Some(to) = reach.target(link) else { continue };
+            let prefix = if to.is_empty() { String::new() } else { format!("{to}/") };
+            let mut beneath = all
+                .range(prefix.as_str()..)
+                .take_while(|p| p.starts_with(&prefix))
+                .map(|p| (format!("{link}/{}", &p[prefix.len()..]), matches!(planned.get(p), Some(Node::Dir))));
+            let mut hit = None;
+            for (alias, dir) in beneath.by_ref() {
+                if *budget == 0 {
+                    // Too much beneath to look at: reviewed, as if it matched.
+                    hit = Some(format!("{link}/…"));
+                    break;
+                }
+                *budget -= 1;
+                let folded: Vec<String> = alias.split('/').map(fold).collect();
+                if glob_hit(&self.code_paths, &folded.join("/"), dir) || glob_hit(&self.review, &alias, dir) {
+                    hit = Some(alias);
+                    break;
+                }
+            }
+            if let Some(alias) = hit {
+                let message = format!(
+                    "`{}` → `{to}` gives `{}` a name that runs code when the project is opened, built or committed",
+                    shown(link),
+                    shown(&alias)
+                );
+                out.push(issue(
+                    link,
+                    rule::CODE_PATH,
+                    Tier::Review,
+                    message,
+                    "read the change, then approve this path",
+                ));
             }
         }
     }
@@ -793,7 +935,7 @@ fn link_issue(path: &str, target: &str, what: Resolution, unchanged: bool) -> Op
     let through =
         |via: &Option<String>| via.as_ref().map(|v| format!(" through the link `{}`", shown(v))).unwrap_or_default();
     let (rule, message, fix) = match what {
-        Resolution::Inside => return None,
+        Resolution::Inside(_) => return None,
         Resolution::Escapes { via: None } if target.starts_with('/') => (
             rule::SYMLINK_ESCAPE,
             format!("{head}: an absolute target; host tools would follow it out of the workspace"),
@@ -824,6 +966,7 @@ fn link_issue(path: &str, target: &str, what: Resolution, unchanged: bool) -> Op
 }
 
 fn check_symlinks(
+    policy: &Policy,
     plan: &Plan,
     uppers: &HashMap<&str, &UpperEntry>,
     base: &Manifest,
@@ -847,7 +990,21 @@ fn check_symlinks(
             out.push(issue(path, rule::SYMLINK_TARGET, Tier::Refuse, message, "fix or remove the link in the VM"));
             continue;
         }
-        out.extend(link_issue(path, target, resolve(&in_plan, path, target, Some(host)), false));
+        let resolution = resolve(&in_plan, path, target, Some(host));
+        // A link is its target for whoever reads it: `public/env.txt -> ../.env` publishes `.env`.
+        let resolved = match &resolution {
+            Resolution::Inside(Some(to)) => Some(to.as_str()),
+            _ => None,
+        };
+        if let Some(comp) =
+            policy.blocked_component(target).or_else(|| resolved.and_then(|to| policy.blocked_component(to)))
+        {
+            let message =
+                format!("`{}` → `{}` leads to `{}`, a credential file name", shown(path), shown(target), shown(comp));
+            let fix = "secrets are never synced, nor links to them; remove the link in the VM";
+            out.push(issue(path, rule::BLOCKED_NAME, Tier::Refuse, message, fix));
+        }
+        out.extend(link_issue(path, target, resolution, false));
     }
     if plan.ops.is_empty() {
         return;
@@ -858,7 +1015,7 @@ fn check_symlinks(
         if planned.created.contains_key(path.as_str()) || planned.deleted.contains(path.as_str()) {
             continue;
         }
-        if resolve(&in_base, path, target, None) == Resolution::Inside {
+        if matches!(resolve(&in_base, path, target, None), Resolution::Inside(_)) {
             out.extend(link_issue(path, target, resolve(&in_plan, path, target, None), true));
         }
     }
@@ -1094,7 +1251,9 @@ mod tests {
         Fx::chmod(&fx.upper, "tool", 0o755);
         Fx::chmod(&fx.upper, "grp", 0o654);
         let issues = fx.issues();
-        let expect = ["grp", "new.sh", "run.sh"].map(|p| (rule::EXECUTABLE, p.to_owned()));
+        let mut expect: Vec<_> = ["grp", "new.sh", "run.sh"].map(|p| (rule::EXECUTABLE, p.to_owned())).into();
+        // An executable that stays one but gets new content is reviewed too (issue 19).
+        expect.push((rule::EXECUTABLE_CHANGED, "tool".to_owned()));
         assert_eq!(issues, expect);
     }
 
@@ -1373,10 +1532,26 @@ mod tests {
 
     #[test]
     fn depth_limit_is_refused() {
-        let fx = Fx::new();
+        // The directory reader stops at the limit itself (upper.rs); a tar or a synthetic plan
+        // can still bring deeper paths.
         let deep: Vec<&str> = vec!["d"; MAX_DEPTH + 3];
-        fx.u(&deep.join("/"), "x").u(&format!("{}/f", deep[..MAX_DEPTH - 1].join("/")), "at the limit");
-        assert_eq!(fx.issues(), [(rule::DEPTH, deep[..=MAX_DEPTH].join("/"))], "once, at the first level past it");
+        let mut paths: Vec<String> = (1..=deep.len()).map(|n| deep[..n].join("/")).collect();
+        paths.push(format!("{}/f", deep[..MAX_DEPTH - 1].join("/")));
+        let last = paths.len() - 2;
+        let entries: Vec<(&str, UpperKind, u32)> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if i >= last {
+                    (p.as_str(), file(1), 0o644)
+                } else {
+                    (p.as_str(), UpperKind::Dir { opaque: false }, 0o755)
+                }
+            })
+            .collect();
+        let (plan, upper) = synthetic(&entries);
+        let issues = brief(&defaults().check(&plan, &upper, &empty_base(), Path::new("/nonexistent")));
+        assert_eq!(issues, [(rule::DEPTH, deep[..=MAX_DEPTH].join("/"))], "once, at the first level past it");
     }
 
     #[test]
