@@ -118,6 +118,21 @@ pub(crate) fn stage_and_scan(
     Ok(out)
 }
 
+/// Register the text of `finding` (a match in the one-line `text`) with `redactor`.
+fn register(text: &str, finding: &Finding, redactor: &mut Redactor) {
+    if finding.line == 1 && finding.end_line == 1 {
+        let start = finding.column.saturating_sub(1).min(text.len());
+        let end = finding.end_column.min(text.len()).max(start);
+        // The span is in bytes; widen it to character boundaries.
+        let start = (0..=start).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+        redactor.add(&text[start..end], &finding.rule_id);
+    } else {
+        // A match that is not one line of the text: all of it is unsafe to print.
+        redactor.add(text, &finding.rule_id);
+    }
+}
+
 /// Scan the name of every entry the plan creates and the target of every symlink it writes.
 /// Each secret found is a blocking finding and goes into `redactor`, so no printed field ever
 /// shows it (the finding's own path included).
@@ -131,17 +146,7 @@ pub(crate) fn scan_names(
     let mut out = Vec::new();
     let mut scan = |path: &str, text: &str, code: &'static str| {
         for finding in crate::scan::engine::scan(set, path, text.as_bytes(), opts) {
-            if finding.line == 1 && finding.end_line == 1 {
-                let start = finding.column.saturating_sub(1).min(text.len());
-                let end = finding.end_column.min(text.len()).max(start);
-                // The span is in bytes; widen it to character boundaries.
-                let start = (0..=start).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-                let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
-                redactor.add(&text[start..end], &finding.rule_id);
-            } else {
-                // A multi-line match in a name: the whole text is unsafe to print.
-                redactor.add(text, &finding.rule_id);
-            }
+            register(text, &finding, redactor);
             out.push(FindingView { code, finding });
         }
     };
@@ -154,4 +159,19 @@ pub(crate) fn scan_names(
         }
     }
     out
+}
+
+/// Register with `redactor` every secret in the components of `paths` (the report's other
+/// paths: excluded, refused, deleted, conflicting): never synced or not new, so not findings,
+/// but printed, and a secret is never printed.
+pub(crate) fn redact_names<'a>(paths: impl Iterator<Item = &'a str>, set: &RuleSet, redactor: &mut Redactor) {
+    let opts = crate::scan::engine::EngineOptions::default();
+    let mut seen = std::collections::HashSet::new();
+    for path in paths {
+        for name in path.split('/').filter(|n| !n.is_empty() && seen.insert(*n)) {
+            for finding in crate::scan::engine::scan(set, name, name.as_bytes(), opts) {
+                register(name, &finding, redactor);
+            }
+        }
+    }
 }

@@ -566,6 +566,16 @@ pub(crate) fn run(
         findings: scanned.findings.clone(),
         preexisting_findings: scanned.preexisting,
     };
+    let printed = report
+        .excluded
+        .iter()
+        .chain(&report.mount_points)
+        .map(String::as_str)
+        .chain(report.ops.iter().map(|o| o.path.as_str()))
+        .chain(report.refusals.iter().chain(&report.review).map(|i| i.path.as_str()))
+        .chain(report.conflicts.iter().map(|c| c.path.as_str()))
+        .chain(upper.entries.iter().map(|e| e.path.as_str()));
+    findings::redact_names(printed, &set, &mut redactor);
     report.redact(&redactor);
     debug_assert!(
         !redactor.is_unsafe(&serde_json::to_string(&report).unwrap_or_default()),

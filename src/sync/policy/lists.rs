@@ -61,6 +61,8 @@ pub(super) const CODE_PATHS: &[&str] = &[
     // git and the hook managers it runs (the hook folder `core.hooksPath` names is added per host).
     "**/.gitmodules",
     "**/.gitattributes",
+    "**/.lfsconfig",
+    "**/.hgsub",
     "**/.githooks/**",
     "**/.git-hooks/**",
     "**/.husky/**",

@@ -225,10 +225,16 @@ fn match_key(name: &str) -> String {
     key.trim_end_matches(['.', ' ']).to_owned()
 }
 
-/// `.git` under any alias: case, Unicode form, ignorables, trailing dots/spaces, NTFS `git~1`.
+/// Version-control state folders whose config runs commands (hooks, diff and merge tools,
+/// fsmonitor): git's, and Mercurial's (`.hg/hgrc` hooks), Jujutsu's, Subversion's, Bazaar's,
+/// darcs', Pijul's and Fossil's checkout files.
+const VCS_STATE: [&str; 10] =
+    [".git", "git~1", ".hg", ".jj", ".svn", ".bzr", "_darcs", ".pijul", ".fslckout", "_fossil_"];
+
+/// `.git` (or another version-control state folder) under any alias: case, Unicode form,
+/// ignorables, trailing dots/spaces, NTFS `git~1`.
 fn is_git_alias(name: &str) -> bool {
-    let key = match_key(name);
-    key == ".git" || key == "git~1"
+    VCS_STATE.contains(&match_key(name).as_str())
 }
 
 fn verb(op: &Op) -> &'static str {
@@ -621,7 +627,11 @@ impl Policy {
                 ));
             }
             if let Some(comp) = path.split('/').find(|c| is_git_alias(c)) {
-                let message = format!("refusing to {v} `{p}`: it is inside `{}`, an alias of `.git`", shown(comp));
+                let message = format!(
+                    "refusing to {v} `{p}`: it is inside `{}`, version-control state (`.git` or an alias, or another \
+                     system's)",
+                    shown(comp)
+                );
                 let fix = "git state never crosses the gate (hooks and config run code); commit on the host, or bring \
                            commits over as a bundle (`git bundle`)";
                 out.push(issue(path, rule::GIT_PATH, Tier::Refuse, message, fix));
