@@ -1142,6 +1142,18 @@ mod tests {
     }
 
     #[test]
+    fn other_version_control_state_is_refused_like_git() {
+        let fx = Fx::new();
+        fx.u(".hg/hgrc", "[hooks]\nupdate = touch /tmp/x\n").u("sub/.JJ/repo/config.toml", "x");
+        fx.u(".svn/wc.db", "x").u("_darcs/prefs/defaults", "x").u(".hgignore", "ok");
+        let issues = fx.issues();
+        for path in [".hg/hgrc", "sub/.JJ/repo/config.toml", ".svn/wc.db", "_darcs/prefs/defaults"] {
+            assert!(has(&issues, rule::GIT_PATH, path), "{path}: {issues:?}");
+        }
+        assert!(!issues.iter().any(|(_, p)| p == ".hgignore"), "{issues:?}");
+    }
+
+    #[test]
     fn git_aliases_are_refused_for_every_op() {
         let fx = Fx::new();
         fx.b(".git/config", "[core]").b(".git/HEAD", "ref").b("sub/.Git/x", "1");
