@@ -7,6 +7,8 @@ pub(crate) mod environment;
 pub(crate) mod error;
 pub(crate) mod exec;
 pub mod exit_code;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod init;
 pub(crate) mod lima;
 pub(crate) mod profile;

@@ -145,8 +145,7 @@ fn read(spec: &ProfileSpec, base: &Path, env: &Environment) -> Result<SourceDoc,
     match spec {
         ProfileSpec::Path(path) => {
             let path = env.expand(&path.to_string_lossy(), base);
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| ProfileError::Read { path: path.clone(), source })?;
+            let text = read_profile_file(&path).map_err(|source| ProfileError::Read { path: path.clone(), source })?;
             let canonical = std::fs::canonicalize(&path).unwrap_or(path);
             parse(&text, Origin::File(canonical))
         }
@@ -161,6 +160,33 @@ fn read(spec: &ProfileSpec, base: &Path, env: &Environment) -> Result<SourceDoc,
             Err(ProfileError::NotFound { name: name.clone(), searched: vec![path] })
         }
     }
+}
+
+/// A profile is a small text file: larger ones are refused.
+const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+/// Read a profile file. A path from `extends:` or `--profile` can name anything: a FIFO must not
+/// block the open (`O_NONBLOCK`, then the opened file must be a regular one) and `/dev/zero`
+/// must not be read until memory runs out.
+fn read_profile_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "larger than 1 MiB; a profile is a small YAML file",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// Parse one document's text.
@@ -283,6 +309,27 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("/p.yaml:"), "{text}");
         assert!(text.contains("invalid YAML"), "{text}");
+    }
+
+    #[test]
+    fn a_fifo_or_an_endless_file_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("p.yaml");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // Found by fuzzing (issue 19): `extends: /some/fifo` blocked forever, `/dev/zero` ran
+        // out of memory.
+        assert_eq!(read_profile_file(&fifo).unwrap_err().to_string(), "not a regular file");
+        assert_eq!(read_profile_file(Path::new("/dev/zero")).unwrap_err().to_string(), "not a regular file");
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; (MAX_PROFILE_BYTES + 1) as usize]).unwrap();
+        assert!(read_profile_file(&big).unwrap_err().to_string().starts_with("larger than 1 MiB"));
     }
 
     #[test]
