@@ -7,15 +7,19 @@
 //! change what is reported.
 
 pub(crate) mod archive;
+pub(crate) mod checksum;
 pub(crate) mod config;
+pub(crate) mod container;
 pub(crate) mod decode;
 pub(crate) mod engine;
 pub(crate) mod error;
+pub(crate) mod escape;
 pub(crate) mod finding;
 pub(crate) mod pattern;
 pub(crate) mod report;
 pub(crate) mod rule;
 pub(crate) mod ruleset;
+pub(crate) mod utf16;
 pub(crate) mod walk;
 
 pub(crate) use error::ScanError;
