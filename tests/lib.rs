@@ -9,6 +9,8 @@ mod init;
 mod profile;
 mod render;
 mod scan;
+mod scan_containers;
+mod scan_encodings;
 mod secrets;
 mod sync;
 mod test;

@@ -1,6 +1,8 @@
 //! Secrets hidden in encodings: base64 (standard and URL-safe) and hex runs are decoded and the
 //! decoded text scanned again, a bounded number of levels deep, as gitleaks does by default.
-//! Without this, an agent could write `echo <base64 of a token>` and pass the gate.
+//! Without this, an agent could write `echo <base64 of a token>` and pass the gate. Base64 of
+//! UTF-16 text is transcoded too. The other decoders of the chain are `utf16` (whole buffers)
+//! and `escape` (backslash and percent escapes), driven with these by `engine`.
 
 use base64::Engine as _;
 
@@ -24,6 +26,16 @@ fn looks_like_text(bytes: &[u8]) -> bool {
     }
     let printable = bytes.iter().filter(|&&b| (0x20..0x7f).contains(&b) || matches!(b, b'\n' | b'\r' | b'\t')).count();
     printable * 10 >= bytes.len() * 9
+}
+
+/// Decoded bytes worth scanning: text, or UTF-16 text transcoded to UTF-8 (PowerShell's
+/// `-EncodedCommand` takes base64 of UTF-16LE).
+fn text_or_utf16(bytes: Vec<u8>) -> Option<Vec<u8>> {
+    if looks_like_text(&bytes) {
+        return Some(bytes);
+    }
+    let text = crate::scan::utf16::transcode(&bytes, crate::scan::utf16::detect(&bytes)?);
+    looks_like_text(&text).then_some(text)
 }
 
 fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
@@ -140,7 +152,7 @@ pub(crate) fn segments(data: &[u8]) -> Vec<Segment> {
             }
         } else if !identifier
             && (f.digit || f.upper)
-            && let Some(decoded) = decode_base64(run).filter(|d| looks_like_text(d))
+            && let Some(decoded) = decode_base64(run).and_then(text_or_utf16)
         {
             out.push(Segment { start, end, decoded, encoding: "base64" });
         }

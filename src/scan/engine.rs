@@ -9,9 +9,9 @@ use regex_automata::meta;
 use sha2::{Digest, Sha256};
 
 use crate::scan::finding::{Finding, redact};
-use crate::scan::pattern;
 use crate::scan::rule::{Candidate, Rule, shannon_entropy};
 use crate::scan::ruleset::RuleSet;
+use crate::scan::{escape, pattern, utf16};
 
 /// Per-call switches.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +75,12 @@ struct Raw {
 
 /// Scan `data` (the content of `path`) and return its findings, in order of position.
 pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions) -> Vec<Finding> {
+    scan_text(set, path, data, opts, false)
+}
+
+/// [`scan`], of the file itself or (`decoded`) of text decoded from it, where rules that match
+/// the path alone are not reported again.
+fn scan_text(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions, decoded: bool) -> Vec<Finding> {
     if set.global.iter().any(|a| a.allows_path(path)) {
         return Vec::new();
     }
@@ -125,6 +131,7 @@ pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions) 
             continue;
         }
         let compiled = match rule.compiled() {
+            None if decoded => continue,
             None => {
                 // A path-only rule: the file itself is the finding.
                 raws.push(Raw { rule: r, start: 0, end: 0, secret: Vec::new(), secret_offset: 0, entropy: 0.0 });
@@ -140,12 +147,12 @@ pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions) 
             }
         };
         let regex = &compiled.regex;
+        let ctx = Ctx { set, path, data, lines: &lines, opts };
+        let mark = raws.len();
         if whole[r] {
             let window = Window { from: 0, accept_before: data.len() + 1, hay_end: data.len() };
-            find_in(set, rule, regex, r, data, window, path, &lines, opts, &mut raws);
-            continue;
-        }
-        if let Some(anchor) = &compiled.anchor {
+            find_in(&ctx, rule, regex, r, window, &mut raws);
+        } else if let Some(anchor) = &compiled.anchor {
             // Run the full pattern only where its core matches at a keyword occurrence; resume
             // after each match, as a search over the whole buffer would.
             let mut resume = 0;
@@ -156,57 +163,137 @@ pub(crate) fn scan(set: &RuleSet, path: &str, data: &[u8], opts: EngineOptions) 
                 let mut from = offset.saturating_sub(anchor.lead).max(resume);
                 while let Some(start) = pattern::first_anchored_start(regex, data, from, offset) {
                     let window = Window { from: start, accept_before: start + 1, hay_end: data.len() };
-                    from = find_in(set, rule, regex, r, data, window, path, &lines, opts, &mut raws).max(start + 1);
+                    from = find_in(&ctx, rule, regex, r, window, &mut raws).max(start + 1);
                 }
                 resume = from.max(offset + 1);
             }
-            continue;
+        } else {
+            // Otherwise merge the windows around the hits.
+            let mut window: Option<Window> = None;
+            for &(_, offset) in &hits[first..last] {
+                let next = rule_window(rule, offset, &lines, data.len());
+                window = match window {
+                    Some(w) if next.from <= w.hay_end => Some(Window {
+                        from: w.from,
+                        accept_before: w.accept_before.max(next.accept_before),
+                        hay_end: w.hay_end.max(next.hay_end),
+                    }),
+                    Some(w) => {
+                        find_in(&ctx, rule, regex, r, w, &mut raws);
+                        Some(next)
+                    }
+                    None => Some(next),
+                };
+            }
+            if let Some(w) = window {
+                find_in(&ctx, rule, regex, r, w, &mut raws);
+            }
         }
-        // Otherwise merge the windows around the hits.
-        let mut window: Option<Window> = None;
-        for &(_, offset) in &hits[first..last] {
-            let next = rule_window(rule, offset, &lines, data.len());
-            window = match window {
-                Some(w) if next.from <= w.hay_end => Some(Window {
-                    from: w.from,
-                    accept_before: w.accept_before.max(next.accept_before),
-                    hay_end: w.hay_end.max(next.hay_end),
-                }),
-                Some(w) => {
-                    find_in(set, rule, regex, r, data, w, path, &lines, opts, &mut raws);
-                    Some(next)
-                }
-                None => Some(next),
+        if let Some(token) = rule.checksummed {
+            // Tokens that prove themselves by their checksum, whatever bytes surround them.
+            let starts: Vec<usize> = if whole[r] {
+                memchr::memmem::find_iter(data, token.prefix.as_bytes()).collect()
+            } else {
+                hits[first..last].iter().map(|&(_, offset)| offset).collect()
             };
-        }
-        if let Some(w) = window {
-            find_in(set, rule, regex, r, data, w, path, &lines, opts, &mut raws);
+            for start in starts {
+                let Some(len) = token.token_len(&data[start..]) else { continue };
+                if raws[mark..].iter().any(|raw| raw.rule == r && raw.start <= start && start < raw.end) {
+                    continue;
+                }
+                let span = (start, start + len);
+                if let Some(raw) = accept(&ctx, rule, r, span, span) {
+                    raws.push(raw);
+                }
+            }
         }
     }
     let mut findings = finish(set, path, data, &lines, raws);
     findings.extend(broken);
     if opts.decode_depth > 0 {
         let inner_opts = EngineOptions { decode_depth: opts.decode_depth - 1, ..opts };
-        for segment in crate::scan::decode::segments(data) {
-            let (line, column) = lines.position(segment.start);
-            let (end_line, end_column) = lines.position(segment.end.saturating_sub(1).max(segment.start));
-            for mut inner in scan(set, path, &segment.decoded, inner_opts) {
-                if inner.is_unscannable() {
-                    continue;
-                }
-                // Report where the encoded text is; the preview is of the decoded text.
-                inner.line = line;
-                inner.column = column;
-                inner.end_line = end_line;
-                inner.end_column = end_column;
-                inner.fingerprint = format!("{path}:{}:{line}", inner.rule_id);
-                inner.tags.push(format!("decoded:{}", segment.encoding));
-                findings.push(inner);
-            }
-        }
+        let decoded = decoded_findings(set, path, data, &lines, &findings, inner_opts);
+        findings.extend(decoded);
         findings.sort_by(|a, b| (a.line, a.column, &a.rule_id).cmp(&(b.line, b.column, &b.rule_id)));
     }
     findings
+}
+
+/// What the decoders find in `data` one level down: base64 and hex runs (reported where the
+/// run is), UTF-16 text and backslash or percent escapes (reported where the match's bytes are,
+/// so the gate's diff redacts them; for escapes, what the plain scan already found there is
+/// not repeated). Each is tagged `decoded:KIND`.
+fn decoded_findings(
+    set: &RuleSet,
+    path: &str,
+    data: &[u8],
+    lines: &Lines<'_>,
+    plain: &[Finding],
+    opts: EngineOptions,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let inner = |text: &[u8]| scan_text(set, path, text, opts, true).into_iter().filter(|f| !f.is_unscannable());
+    for segment in crate::scan::decode::segments(data) {
+        let (line, column) = lines.position(segment.start);
+        let (end_line, end_column) = lines.position(segment.end.saturating_sub(1).max(segment.start));
+        for mut found in inner(&segment.decoded) {
+            // Report where the encoded text is; the preview is of the decoded text.
+            found.line = line;
+            found.column = column;
+            found.end_line = end_line;
+            found.end_column = end_column;
+            found.fingerprint = format!("{path}:{}:{line}", found.rule_id);
+            found.tags.push(format!("decoded:{}", segment.encoding));
+            out.push(found);
+        }
+    }
+    if let Some(endian) = utf16::detect(data) {
+        let text = utf16::transcode(data, endian);
+        let found: Vec<Finding> = inner(&text).collect();
+        if !found.is_empty() {
+            let spans = spans_in(&text, &found);
+            // Where each match starts and ends in the UTF-16 bytes, in one pass for all.
+            let mut wanted: Vec<usize> = spans.iter().flat_map(|&(s, e)| [s, e]).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let mapped = utf16::original_offsets(data, endian, &wanted);
+            let original = |t: usize| mapped[wanted.partition_point(|&w| w < t)];
+            for (mut f, (start, end)) in found.into_iter().zip(spans) {
+                relocate(&mut f, path, lines, (original(start), original(end)), endian.tag());
+                out.push(f);
+            }
+        }
+    }
+    for window in escape::windows(data) {
+        let found: Vec<Finding> = inner(&window.text).collect();
+        let spans = spans_in(&window.text, &found);
+        for (mut f, (start, end)) in found.into_iter().zip(spans) {
+            let start = window.original(start, false);
+            relocate(&mut f, path, lines, (start, window.original(end, true)), window.kind.tag());
+            if !plain.iter().any(|p| p.rule_id == f.rule_id && (p.line, p.column) == (f.line, f.column)) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// The byte range (end exclusive) of each finding in `text`, where it was found.
+fn spans_in(text: &[u8], found: &[Finding]) -> Vec<(usize, usize)> {
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let lines = Lines::new(text);
+    let offset = |line: usize, column: usize| lines.line_start(line - 1) + column - 1;
+    found.iter().map(|f| (offset(f.line, f.column), offset(f.end_line, f.end_column) + 1)).collect()
+}
+
+/// Report `f`, found in decoded text, at `start..end` of the buffer whose lines are `lines`.
+fn relocate(f: &mut Finding, path: &str, lines: &Lines<'_>, (start, end): (usize, usize), decoder: &str) {
+    (f.line, f.column) = lines.position(start);
+    (f.end_line, f.end_column) = lines.position(end.saturating_sub(1).max(start));
+    f.fingerprint = format!("{path}:{}:{}", f.rule_id, f.line);
+    f.tags.push(format!("decoded:{decoder}"));
 }
 
 /// Where to look for one rule's matches: search from `from`, keep matches starting before
@@ -236,19 +323,17 @@ fn rule_window(rule: &Rule, offset: usize, lines: &Lines<'_>, len: usize) -> Win
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn find_in(
-    set: &RuleSet,
-    rule: &Rule,
-    regex: &meta::Regex,
-    r: usize,
-    data: &[u8],
-    window: Window,
-    path: &str,
-    lines: &Lines<'_>,
+/// What every rule's search in one buffer shares.
+struct Ctx<'a> {
+    set: &'a RuleSet,
+    path: &'a str,
+    data: &'a [u8],
+    lines: &'a Lines<'a>,
     opts: EngineOptions,
-    out: &mut Vec<Raw>,
-) -> usize {
+}
+
+fn find_in(ctx: &Ctx<'_>, rule: &Rule, regex: &meta::Regex, r: usize, window: Window, out: &mut Vec<Raw>) -> usize {
+    let data = ctx.data;
     let hay = &data[..window.hay_end];
     let mut pos = window.from;
     // A match found from `accept_before` on would be dropped: do not search for it.
@@ -277,31 +362,33 @@ fn find_in(
                 .map(|m| (m.start, m.end))
                 .or(Some((start, end)))
         };
-        let (ss, se) = secret_span.unwrap_or((start, start));
-        let secret = &data[ss..se];
-        let entropy = shannon_entropy(secret);
-        if rule.entropy.is_some_and(|min| entropy <= min) {
-            continue;
+        let secret = secret_span.unwrap_or((start, start));
+        if let Some(raw) = accept(ctx, rule, r, (start, end), secret) {
+            out.push(raw);
         }
-        let line = &data[lines.line_start(lines.line_of(start))..lines.line_end(lines.line_of(end.max(start)))];
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        if opts.inline_allow && memchr::memmem::find(line, b"gitleaks:allow").is_some() {
-            continue;
-        }
-        let candidate = Candidate { path, secret, matched: &data[start..end], line };
-        if set.global.iter().chain(&rule.allowlists).any(|a| a.allows(&candidate)) {
-            continue;
-        }
-        out.push(Raw {
-            rule: r,
-            start,
-            end,
-            secret: secret.to_vec(),
-            secret_offset: ss.saturating_sub(start),
-            entropy,
-        });
     }
     pos
+}
+
+/// A match of `rule` (whole match and secret, as byte ranges), unless its entropy is too low,
+/// its line says `gitleaks:allow` (when honoured) or an allowlist allows it.
+fn accept(ctx: &Ctx<'_>, rule: &Rule, r: usize, (start, end): (usize, usize), (ss, se): (usize, usize)) -> Option<Raw> {
+    let (data, lines) = (ctx.data, ctx.lines);
+    let secret = &data[ss..se];
+    let entropy = shannon_entropy(secret);
+    if rule.entropy.is_some_and(|min| entropy <= min) {
+        return None;
+    }
+    let line = &data[lines.line_start(lines.line_of(start))..lines.line_end(lines.line_of(end.max(start)))];
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if ctx.opts.inline_allow && memchr::memmem::find(line, b"gitleaks:allow").is_some() {
+        return None;
+    }
+    let candidate = Candidate { path: ctx.path, secret, matched: &data[start..end], line };
+    if ctx.set.global.iter().chain(&rule.allowlists).any(|a| a.allows(&candidate)) {
+        return None;
+    }
+    Some(Raw { rule: r, start, end, secret: secret.to_vec(), secret_offset: ss.saturating_sub(start), entropy })
 }
 
 fn finish(set: &RuleSet, path: &str, data: &[u8], lines: &Lines<'_>, mut raws: Vec<Raw>) -> Vec<Finding> {

@@ -13,8 +13,11 @@ const SIZE_LIMIT: usize = 64 << 20;
 /// Lazy-DFA cache per rule and thread: the default (2 MiB) thrashes on the generic rules and
 /// halves throughput; much more raises peak memory with little gain.
 const DFA_CACHE_LIMIT: usize = 16 << 20;
-/// Cap on the number of literal strings enumerated while proving keyword containment.
-const MAX_LITERALS: usize = 256;
+/// Cap on the number of literal strings enumerated while proving keyword containment (the
+/// Discord rule's keywords are 900 spellings of three digits).
+const MAX_LITERALS: usize = 1024;
+/// Largest class spelled out as its members (`[0-9]`, the 10 base64 digits of a decimal digit).
+const MAX_CLASS: usize = 10;
 
 /// Rewrite Go-only syntax into the equivalent Rust syntax.
 pub(crate) fn translate(go: &str) -> String {
@@ -175,8 +178,7 @@ pub(crate) fn parse(go: &str) -> Result<Hir, String> {
 
 /// Build the anchor of a pattern, when its shape allows one.
 pub(crate) fn anchor(hir: &Hir, keywords: &[String]) -> Option<Anchor> {
-    let keywords: Vec<Vec<u8>> =
-        keywords.iter().map(|k| k.as_bytes().to_ascii_lowercase()).filter(|k| !k.is_empty()).collect();
+    let keywords = Keywords::new(keywords);
     if keywords.is_empty() || has_text_anchor(hir) {
         return None;
     }
@@ -192,7 +194,7 @@ pub(crate) fn anchor(hir: &Hir, keywords: &[String]) -> Option<Anchor> {
         _ => (0, hir.clone()),
     };
     let prefixes = prefix_set(&core)?;
-    let starts_with_keyword = |s: &Vec<u8>| keywords.iter().any(|k| s.starts_with(k));
+    let starts_with_keyword = |s: &Vec<u8>| keywords.starts(s);
     if prefixes.is_empty() || !prefixes.iter().all(starts_with_keyword) {
         return None;
     }
@@ -233,8 +235,7 @@ fn prefix_set(hir: &Hir) -> Option<Vec<Vec<u8>>> {
 
 /// Analyse a pattern against its rule's (lower-case) keywords.
 pub(crate) fn shape(hir: &Hir, keywords: &[String]) -> Shape {
-    let keywords: Vec<Vec<u8>> =
-        keywords.iter().map(|k| k.as_bytes().to_ascii_lowercase()).filter(|k| !k.is_empty()).collect();
+    let keywords = Keywords::new(keywords);
     Shape {
         max_len: hir.properties().maximum_len(),
         max_newlines: max_newlines(hir),
@@ -277,34 +278,44 @@ fn has_text_anchor(hir: &Hir) -> bool {
 
 /// The finite set of (lower-cased) strings `hir` can match, when small.
 fn literal_set(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    // Counted first: the analysis asks about many nodes whose sets are too large, and building
+    // them up to the cap only to give up was most of its cost.
+    literal_count(hir)?;
+    literal_set_within_cap(hir)
+}
+
+/// How many strings (with repeats) [`literal_set`] gives for `hir`, if at most the cap.
+fn literal_count(hir: &Hir) -> Option<usize> {
+    let capped = |n: usize| (n <= MAX_LITERALS).then_some(n);
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) => Some(1),
+        HirKind::Class(class) => class_bytes(class).map(|b| b.len()),
+        HirKind::Capture(cap) => literal_count(&cap.sub),
+        HirKind::Repetition(rep) if rep.max.is_some_and(|max| max <= 8 && max - rep.min <= 2) => {
+            let sub = literal_count(&rep.sub)?;
+            let mut power = 1usize;
+            for _ in 0..rep.min {
+                power = capped(power.checked_mul(sub)?)?;
+            }
+            let mut total = power;
+            for _ in rep.min..rep.max.unwrap_or(rep.min) {
+                power = capped(power.checked_mul(sub)?)?;
+                total += power;
+            }
+            capped(total)
+        }
+        HirKind::Concat(subs) => subs.iter().try_fold(1usize, |acc, sub| capped(acc.checked_mul(literal_count(sub)?)?)),
+        HirKind::Alternation(subs) => subs.iter().try_fold(0usize, |acc, sub| capped(acc + literal_count(sub)?)),
+        HirKind::Repetition(_) => None,
+    }
+}
+
+fn literal_set_within_cap(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     match hir.kind() {
         // A look-around consumes nothing: as far as content goes, it is the empty string.
         HirKind::Empty | HirKind::Look(_) => Some(vec![Vec::new()]),
         HirKind::Literal(lit) => Some(vec![lit.0.to_ascii_lowercase()]),
-        HirKind::Class(class) => {
-            let mut bytes: Vec<u8> = match class {
-                Class::Bytes(c) => {
-                    if c.ranges().iter().map(|r| usize::from(r.end() - r.start()) + 1).sum::<usize>() > 8 {
-                        return None;
-                    }
-                    c.ranges().iter().flat_map(|r| r.start()..=r.end()).collect()
-                }
-                Class::Unicode(c) => {
-                    if c.ranges().iter().map(|r| r.end() as usize - r.start() as usize + 1).sum::<usize>() > 8 {
-                        return None;
-                    }
-                    let chars: Vec<char> = c.ranges().iter().flat_map(|r| r.start()..=r.end()).collect();
-                    if !chars.iter().all(char::is_ascii) {
-                        return None;
-                    }
-                    chars.into_iter().map(|ch| ch as u8).collect()
-                }
-            };
-            bytes.iter_mut().for_each(|b| *b = b.to_ascii_lowercase());
-            bytes.sort_unstable();
-            bytes.dedup();
-            Some(bytes.into_iter().map(|b| vec![b]).collect())
-        }
+        HirKind::Class(class) => Some(class_bytes(class)?.into_iter().map(|b| vec![b]).collect()),
         HirKind::Capture(cap) => literal_set(&cap.sub),
         // A short bounded repetition (`x{3}`, `(?:or)?`): every count spelled out.
         HirKind::Repetition(rep) if rep.max.is_some_and(|max| max <= 8 && max - rep.min <= 2) => {
@@ -341,6 +352,32 @@ fn literal_set(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// The members of a small ASCII class, lower-cased, sorted and without repeats.
+fn class_bytes(class: &Class) -> Option<Vec<u8>> {
+    let mut bytes: Vec<u8> = match class {
+        Class::Bytes(c) => {
+            if c.ranges().iter().map(|r| usize::from(r.end() - r.start()) + 1).sum::<usize>() > MAX_CLASS {
+                return None;
+            }
+            c.ranges().iter().flat_map(|r| r.start()..=r.end()).collect()
+        }
+        Class::Unicode(c) => {
+            if c.ranges().iter().map(|r| r.end() as usize - r.start() as usize + 1).sum::<usize>() > MAX_CLASS {
+                return None;
+            }
+            let chars: Vec<char> = c.ranges().iter().flat_map(|r| r.start()..=r.end()).collect();
+            if !chars.iter().all(char::is_ascii) {
+                return None;
+            }
+            chars.into_iter().map(|ch| ch as u8).collect()
+        }
+    };
+    bytes.iter_mut().for_each(|b| *b = b.to_ascii_lowercase());
+    bytes.sort_unstable();
+    bytes.dedup();
+    Some(bytes)
+}
+
 fn product(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
     if a.len() * b.len() > MAX_LITERALS {
         return None;
@@ -348,13 +385,44 @@ fn product(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
     Some(a.iter().flat_map(|x| b.iter().map(move |y| [x.as_slice(), y.as_slice()].concat())).collect())
 }
 
-fn all_contain(strings: &[Vec<u8>], keywords: &[Vec<u8>]) -> bool {
-    !strings.is_empty()
-        && strings.iter().all(|s| keywords.iter().any(|k| s.windows(k.len()).any(|w| w == k.as_slice())))
+/// A rule's keywords (lower-case), hashed: a rule may have hundreds.
+struct Keywords {
+    set: std::collections::HashSet<Vec<u8>>,
+    /// The distinct keyword lengths.
+    lengths: Vec<usize>,
+}
+
+impl Keywords {
+    fn new(keywords: &[String]) -> Self {
+        let set: std::collections::HashSet<Vec<u8>> =
+            keywords.iter().map(|k| k.as_bytes().to_ascii_lowercase()).filter(|k| !k.is_empty()).collect();
+        let mut lengths: Vec<usize> = set.iter().map(Vec::len).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        Keywords { set, lengths }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Whether `s` starts with a keyword.
+    fn starts(&self, s: &[u8]) -> bool {
+        self.lengths.iter().any(|&n| s.get(..n).is_some_and(|p| self.set.contains(p)))
+    }
+
+    /// Whether `s` contains a keyword.
+    fn within(&self, s: &[u8]) -> bool {
+        self.lengths.iter().any(|&n| s.windows(n).any(|w| self.set.contains(w)))
+    }
+}
+
+fn all_contain(strings: &[Vec<u8>], keywords: &Keywords) -> bool {
+    !strings.is_empty() && strings.iter().all(|s| keywords.within(s))
 }
 
 /// Whether every match of `hir` contains one of `keywords`.
-fn contains_keyword(hir: &Hir, keywords: &[Vec<u8>]) -> bool {
+fn contains_keyword(hir: &Hir, keywords: &Keywords) -> bool {
     if literal_set(hir).is_some_and(|set| all_contain(&set, keywords)) {
         return true;
     }
@@ -363,10 +431,9 @@ fn contains_keyword(hir: &Hir, keywords: &[Vec<u8>]) -> bool {
         HirKind::Repetition(rep) => rep.min >= 1 && contains_keyword(&rep.sub, keywords),
         HirKind::Alternation(subs) => subs.iter().all(|s| contains_keyword(s, keywords)),
         HirKind::Concat(subs) => {
-            if subs.iter().any(|s| contains_keyword(s, keywords)) {
-                return true;
-            }
-            // A keyword may straddle neighbours, e.g. `(?:sk|rk)` followed by `_live_`.
+            // A keyword may straddle neighbours, e.g. `(?:sk|rk)` followed by `_live_`. Tried
+            // first: it answers from the leading literals, before any large sub-pattern is
+            // spelled out.
             let mut run: Option<Vec<Vec<u8>>> = None;
             for sub in subs {
                 match literal_set(sub) {
@@ -383,7 +450,7 @@ fn contains_keyword(hir: &Hir, keywords: &[Vec<u8>]) -> bool {
                     None => run = None,
                 }
             }
-            false
+            subs.iter().any(|s| contains_keyword(s, keywords))
         }
         _ => false,
     }

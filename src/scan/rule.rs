@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use aho_corasick::AhoCorasick;
 use regex_syntax::hir::Hir;
 
+use crate::scan::checksum::{self, Checksummed};
 use crate::scan::config::{RawAllowlist, RawRule};
 use crate::scan::error::ScanError;
 use crate::scan::pattern::{self, LazyRegex, Shape};
@@ -147,6 +148,9 @@ pub(crate) struct Rule {
     pub(crate) skip_report: bool,
     /// Composite rule: each (rule id, within lines, within columns) must also match nearby.
     pub(crate) required: Vec<(String, Option<u32>, Option<u32>)>,
+    /// A built-in rule whose token carries a checksum: a valid token is found without the
+    /// pattern's word boundaries (see `checksum`).
+    pub(crate) checksummed: Option<Checksummed>,
 }
 
 impl Rule {
@@ -197,6 +201,7 @@ impl Rule {
             allowlists.push(Allowlist::compile(a, origin, &raw.id)?);
         }
         Ok(Rule {
+            checksummed: checksum::for_rule(&raw.id),
             generic: raw.id.contains("generic"),
             description: raw.description.unwrap_or_default(),
             entropy: raw.entropy.filter(|e| *e != 0.0),

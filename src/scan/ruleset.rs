@@ -1,5 +1,6 @@
 //! A compiled rule set: rules, global allowlists and the keyword prefilter.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -108,31 +109,32 @@ impl RuleSet {
             rule.allowlists.extend(extra);
             rules.push(rule);
         }
+        // Hashed: a rule may have hundreds of keywords (the Discord id spellings).
         let mut keywords: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         let mut always = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             if rule.keywords.is_empty() {
                 always.push(i);
             }
             for k in &rule.keywords {
-                match keywords.iter().position(|x| x == k) {
-                    Some(p) => keyword_rules[p].push(i),
-                    None => {
-                        keywords.push(k.clone());
-                        keyword_rules.push(vec![i]);
-                    }
-                }
+                let p = *index.entry(k).or_insert_with(|| {
+                    keywords.push(k.clone());
+                    keyword_rules.push(Vec::new());
+                    keywords.len() - 1
+                });
+                keyword_rules[p].push(i);
             }
         }
         let keyword_rules: Vec<Vec<usize>> = keywords
             .iter()
             .map(|k| {
-                let mut rules: Vec<usize> = keywords
-                    .iter()
-                    .zip(&keyword_rules)
-                    .filter(|(other, _)| k.starts_with(other.as_str()))
-                    .flat_map(|(_, rules)| rules.iter().copied())
+                // The rules of every keyword that is a prefix of `k` (itself included).
+                let mut rules: Vec<usize> = (1..=k.len())
+                    .filter(|&n| k.is_char_boundary(n))
+                    .filter_map(|n| index.get(&k[..n]))
+                    .flat_map(|&p| keyword_rules[p].iter().copied())
                     .collect();
                 rules.sort_unstable();
                 rules.dedup();
