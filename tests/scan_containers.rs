@@ -24,26 +24,6 @@ fn secret_text() -> String {
     format!("# deploy settings\nGITHUB_TOKEN = \"{TOKEN}\"\n")
 }
 
-/// Whether `tool` runs. When it does not, the test is skipped (saying so on one line), except
-/// under `CI=true`, where that is a failure.
-fn have(tool: &str, test: &str) -> bool {
-    let runs = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if runs {
-        return true;
-    }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{test}: `{tool}` is not installed, and CI must install it");
-    #[allow(clippy::print_stderr)] // the only way to say a test was skipped
-    {
-        eprintln!("skipped {test}: `{tool}` is not installed");
-    }
-    false
-}
-
 /// `tool ARGS` with `input` on stdin: its stdout.
 #[track_caller]
 fn pipe(tool: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
@@ -241,7 +221,7 @@ fn found_and_refused(file: &str, bytes: &[u8], member: &str) {
 
 #[test]
 fn xz_made_by_xz_is_decoded() {
-    if !have("xz", "xz_made_by_xz_is_decoded") {
+    if !crate::test::have("xz", "xz_made_by_xz_is_decoded") {
         return;
     }
     let xz = pipe("xz", &["-c"], secret_text().as_bytes());
@@ -254,7 +234,7 @@ fn xz_made_by_xz_is_decoded() {
 
 #[test]
 fn bzip2_made_by_bzip2_is_decoded() {
-    if !have("bzip2", "bzip2_made_by_bzip2_is_decoded") {
+    if !crate::test::have("bzip2", "bzip2_made_by_bzip2_is_decoded") {
         return;
     }
     let bz2 = pipe("bzip2", &["-c"], secret_text().as_bytes());
@@ -263,7 +243,7 @@ fn bzip2_made_by_bzip2_is_decoded() {
 
 #[test]
 fn zstd_made_by_zstd_is_decoded() {
-    if !have("zstd", "zstd_made_by_zstd_is_decoded") {
+    if !crate::test::have("zstd", "zstd_made_by_zstd_is_decoded") {
         return;
     }
     let zst = pipe("zstd", &["-c", "-q"], secret_text().as_bytes());
@@ -275,7 +255,7 @@ fn zstd_made_by_zstd_is_decoded() {
 
 #[test]
 fn raw_zlib_stream_made_by_python_is_decoded() {
-    if !have("python3", "raw_zlib_stream_made_by_python_is_decoded") {
+    if !crate::test::have("python3", "raw_zlib_stream_made_by_python_is_decoded") {
         return;
     }
     let script = "import os, zlib\n\
@@ -304,7 +284,7 @@ open(os.environ['OUT'], 'wb').write(png)
 
 #[test]
 fn png_compressed_text_chunks_are_inflated() {
-    if !have("python3", "png_compressed_text_chunks_are_inflated") {
+    if !crate::test::have("python3", "png_compressed_text_chunks_are_inflated") {
         return;
     }
     let png = python(PNG_SCRIPT);
@@ -343,7 +323,7 @@ open(os.environ['OUT'], 'wb').write(out)
 
 #[test]
 fn pdf_flate_streams_are_inflated() {
-    if !have("python3", "pdf_flate_streams_are_inflated") {
+    if !crate::test::have("python3", "pdf_flate_streams_are_inflated") {
         return;
     }
     let pdf = python(PDF_SCRIPT);
@@ -359,7 +339,7 @@ fn pdf_flate_streams_are_inflated() {
 
 #[test]
 fn zip_entries_compressed_with_bzip2_lzma_or_an_unknown_method() {
-    if !have("python3", "zip_entries_compressed_with_bzip2_lzma_or_an_unknown_method") {
+    if !crate::test::have("python3", "zip_entries_compressed_with_bzip2_lzma_or_an_unknown_method") {
         return;
     }
     let script = "import os, zipfile\n\
@@ -387,7 +367,7 @@ fn zip_entries_compressed_with_bzip2_lzma_or_an_unknown_method() {
 
 #[test]
 fn zip_appended_to_another_file_is_opened() {
-    if !have("python3", "zip_appended_to_another_file_is_opened") {
+    if !crate::test::have("python3", "zip_appended_to_another_file_is_opened") {
         return;
     }
     // Python's zipfile in mode 'a' appends a zip to a file that is not one (how self-extracting
@@ -449,7 +429,7 @@ fn ordinary_files_are_not_taken_for_containers() {
 
 #[test]
 fn xz_bomb_over_the_budget_is_unscannable_and_finishes() {
-    if !have("xz", "xz_bomb_over_the_budget_is_unscannable_and_finishes") {
+    if !crate::test::have("xz", "xz_bomb_over_the_budget_is_unscannable_and_finishes") {
         return;
     }
     // 256 MiB of zeros in about 40 KB; `--max-file-size` is the limit of one member.
@@ -468,7 +448,7 @@ fn xz_bomb_over_the_budget_is_unscannable_and_finishes() {
 #[test]
 fn zstd_inside_tar_inside_xz_is_found() {
     for tool in ["zstd", "tar", "xz"] {
-        if !have(tool, "zstd_inside_tar_inside_xz_is_found") {
+        if !crate::test::have(tool, "zstd_inside_tar_inside_xz_is_found") {
             return;
         }
     }
@@ -497,7 +477,7 @@ fn tar_of(dir: &Path, name: &str) -> Vec<u8> {
 #[test]
 fn deb_package_members_are_opened() {
     for tool in ["dpkg-deb", "xz"] {
-        if !have(tool, "deb_package_members_are_opened") {
+        if !crate::test::have(tool, "deb_package_members_are_opened") {
             return;
         }
     }

@@ -18,26 +18,6 @@ const TOKEN: &str = concat!("gh", "p_8XqP2mZr7TbW4nLk9VhC3sJd6FyA1eGu5RoI");
 const VALID: &str = concat!("gh", "p_8XqP2mZr7TbW4nLk9VhC3sJd6FyA1e0fJ2gE");
 const RULE: &str = "github-pat-classic";
 
-/// Whether `tool` runs. When it does not, the test is skipped (saying so on one line), except
-/// under `CI=true`, where that is a failure.
-fn have(tool: &str, test: &str) -> bool {
-    let runs = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if runs {
-        return true;
-    }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{test}: `{tool}` is not installed, and CI must install it");
-    #[allow(clippy::print_stderr)] // the only way to say a test was skipped
-    {
-        eprintln!("skipped {test}: `{tool}` is not installed");
-    }
-    false
-}
-
 /// Run a Python script with `$SECRET` set to `secret` (never in the script) and `$OUT` as the
 /// file to write; returns the file's bytes.
 #[track_caller]
@@ -174,7 +154,7 @@ fn refused_by_the_gate(files: &[(&str, &[u8])], path: &str, secret: &str) {
 
 #[test]
 fn utf16le_without_a_bom_from_iconv() {
-    if !have("iconv", "utf16le_without_a_bom_from_iconv") {
+    if !crate::test::have("iconv", "utf16le_without_a_bom_from_iconv") {
         return;
     }
     let mut child = Command::new("iconv")
@@ -195,7 +175,7 @@ fn utf16le_without_a_bom_from_iconv() {
 
 #[test]
 fn utf16_with_a_bom_from_python() {
-    if !have("python3", "utf16_with_a_bom_from_python") {
+    if !crate::test::have("python3", "utf16_with_a_bom_from_python") {
         return;
     }
     // Python's `utf-16` codec writes a byte-order mark and the machine's order (as PowerShell
@@ -217,7 +197,7 @@ fn utf16_with_a_bom_from_python() {
 
 #[test]
 fn json_escapes_from_python() {
-    if !have("python3", "json_escapes_from_python") {
+    if !crate::test::have("python3", "json_escapes_from_python") {
         return;
     }
     // `ensure_ascii` escapes the non-ASCII text glued to the token: the escape's last hex digit
@@ -242,7 +222,7 @@ fn json_escapes_from_python() {
 
 #[test]
 fn percent_encoding_from_urllib() {
-    if !have("python3", "percent_encoding_from_urllib") {
+    if !crate::test::have("python3", "percent_encoding_from_urllib") {
         return;
     }
     // A Slack webhook passed as a query parameter: `quote` encodes its `:` and `/`.
@@ -276,7 +256,7 @@ fn compiled_module(secret: &str) -> Vec<u8> {
 
 #[test]
 fn compiled_python_from_py_compile() {
-    if !have("python3", "compiled_python_from_py_compile") {
+    if !crate::test::have("python3", "compiled_python_from_py_compile") {
         return;
     }
     let pyc = compiled_module(VALID);
@@ -294,7 +274,7 @@ fn compiled_python_from_py_compile() {
 
 #[test]
 fn compiled_python_with_a_pypi_token() {
-    if !have("python3", "compiled_python_with_a_pypi_token") {
+    if !crate::test::have("python3", "compiled_python_with_a_pypi_token") {
         return;
     }
     // A version 2 macaroon laid out as PyPI's (location, identifier, two caveats, signature),
@@ -314,7 +294,7 @@ fn compiled_python_with_a_pypi_token() {
 
 #[test]
 fn powershell_encoded_command_is_base64_of_utf16le() {
-    if !have("python3", "powershell_encoded_command_is_base64_of_utf16le") {
+    if !crate::test::have("python3", "powershell_encoded_command_is_base64_of_utf16le") {
         return;
     }
     // `powershell -EncodedCommand` takes base64 of UTF-16LE text.

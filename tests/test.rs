@@ -348,3 +348,23 @@ impl Drop for Tmux {
 pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
+
+/// Whether `tool` runs. When it does not, the test is skipped (saying so on one line), except
+/// under `CI=true`, where that is a failure.
+pub(crate) fn have(tool: &str, test: &str) -> bool {
+    let runs = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if runs {
+        return true;
+    }
+    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{test}: `{tool}` is not installed, and CI must install it");
+    #[allow(clippy::print_stderr)] // the only way to say a test was skipped
+    {
+        eprintln!("skipped {test}: `{tool}` is not installed");
+    }
+    false
+}
