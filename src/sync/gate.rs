@@ -179,6 +179,17 @@ fn read_source(
     }
 }
 
+/// `path` relative to the workspace root, as written and with its existing part's symlinks
+/// resolved, each when it lies inside the workspace (`""` for the root itself): a profile at
+/// `ws/p.yaml -> real.yaml` is read through both names.
+fn relative_names(root: &Path, path: &Path) -> Vec<String> {
+    let written = path.strip_prefix(root).ok().and_then(|rel| rel.to_str().map(str::to_owned));
+    let resolved = relative_to(root, path);
+    let mut names: Vec<String> = written.into_iter().chain(resolved).collect();
+    names.dedup();
+    names
+}
+
 /// `path` relative to the workspace root when it lies inside it (`""` for the root itself),
 /// compared both as written and with its existing part's symlinks resolved.
 fn relative_to(root: &Path, path: &Path) -> Option<String> {
@@ -461,7 +472,7 @@ pub(crate) fn run(
     std::fs::create_dir_all(&stage_dir).map_err(io(&stage_dir))?;
     let workspace = profile.workspaces.iter().find(|w| w.host == host_root);
     let context = HostContext {
-        profile_paths: request.protected.iter().filter_map(|p| relative_to(&host_root, p)).collect(),
+        profile_paths: request.protected.iter().flat_map(|p| relative_names(&host_root, p)).collect(),
         hooks_path: hooks_folder(&host_root).and_then(|p| relative_to(&host_root, &p)),
     };
     let policy = Policy::new(&profile.sync, workspace.map_or(&[][..], |w| &w.exclude))
@@ -533,6 +544,8 @@ pub(crate) fn run(
     }
     .map_err(|e| SyncError::Scanner { message: e.to_string() })?;
     let mut redactor = Redactor::default();
+    // Names and link targets are scanned whatever else happens: they are printed.
+    let name_findings = findings::scan_names(&plan, &index, &set, &mut redactor);
     let scanned = if over_limits {
         Scanned::default()
     } else {
@@ -543,9 +556,7 @@ pub(crate) fn run(
             .filter(|path| !unfit.contains(path))
             .collect();
         let private = matches!(request.source, Source::Tar { .. } | Source::Stream(_));
-        let mut scanned = findings::stage_and_scan(&writes, &index, &stage_dir, private, &set, &host)?;
-        scanned.findings.extend(findings::scan_names(&plan, &index, &set, &mut redactor));
-        scanned
+        findings::stage_and_scan(&writes, &index, &stage_dir, private, &set, &host)?
     };
     let review_paths: Vec<&str> = review.iter().map(|i| i.path.as_str()).collect();
     let credentials: Vec<&str> =
@@ -563,7 +574,7 @@ pub(crate) fn run(
         refusals,
         review,
         conflicts,
-        findings: scanned.findings.clone(),
+        findings: scanned.findings.iter().cloned().chain(name_findings).collect(),
         preexisting_findings: scanned.preexisting,
     };
     let printed = report
@@ -574,7 +585,11 @@ pub(crate) fn run(
         .chain(report.ops.iter().map(|o| o.path.as_str()))
         .chain(report.refusals.iter().chain(&report.review).map(|i| i.path.as_str()))
         .chain(report.conflicts.iter().map(|c| c.path.as_str()))
-        .chain(upper.entries.iter().map(|e| e.path.as_str()));
+        .chain(upper.entries.iter().map(|e| e.path.as_str()))
+        .chain(upper.entries.iter().filter_map(|e| match &e.kind {
+            UpperKind::Symlink { target } => Some(target.as_str()),
+            _ => None,
+        }));
     findings::redact_names(printed, &set, &mut redactor);
     report.redact(&redactor);
     debug_assert!(

@@ -138,6 +138,9 @@ pub(crate) struct Policy {
     exclude: GlobSet,
     blocked: GlobSet,
     code_paths: GlobSet,
+    /// The folders the review list names (`.cargo` of `**/.cargo/config.toml`): a symlink by
+    /// such a name is reviewed even while it leads nowhere (a later sync can fill it).
+    review_folders: GlobSet,
     max_file_size: u64,
     max_total_size: u64,
     max_files: u64,
@@ -392,14 +395,28 @@ fn resolve<'a>(
             _ => depth += 1,
         }
     }
-    let mut stack: Vec<&str> = parent(link).split('/').filter(|c| !c.is_empty()).collect();
+    // The path so far, and where each of its components starts: pushing and popping a
+    // component is O(its length), so a long target costs linear time, not quadratic.
+    let mut here = String::new();
+    let mut starts: Vec<usize> = Vec::new();
+    let push = |here: &mut String, starts: &mut Vec<usize>, comp: &str| {
+        starts.push(here.len());
+        if !here.is_empty() {
+            here.push('/');
+        }
+        here.push_str(comp);
+    };
+    let pop = |here: &mut String, starts: &mut Vec<usize>| starts.pop().map(|at| here.truncate(at)).is_some();
+    for comp in parent(link).split('/').filter(|c| !c.is_empty()) {
+        push(&mut here, &mut starts, comp);
+    }
     let mut queue: VecDeque<&str> = target.split('/').collect();
     let (mut hops, mut via) = (0, None);
     while let Some(comp) = queue.pop_front() {
         match comp {
             "" | "." => continue,
             ".." => {
-                if stack.pop().is_none() {
+                if !pop(&mut here, &mut starts) {
                     return Resolution::Escapes { via };
                 }
                 continue;
@@ -407,29 +424,28 @@ fn resolve<'a>(
             _ => {}
         }
         if is_git_alias(comp) {
-            return Resolution::Git(join(&stack.join("/"), comp));
+            return Resolution::Git(join(&here, comp));
         }
-        stack.push(comp);
-        let here = stack.join("/");
+        push(&mut here, &mut starts, comp);
         match get(&here) {
             Some(Node::Link(next)) => {
                 hops += 1;
                 if hops > MAX_HOPS {
                     return Resolution::Loop;
                 }
-                stack.pop();
+                let at = here.clone();
+                pop(&mut here, &mut starts);
                 if next.starts_with('/') {
-                    return Resolution::Escapes { via: Some(here) };
+                    return Resolution::Escapes { via: Some(at) };
                 }
                 for part in next.split('/').rev() {
                     queue.push_front(part);
                 }
-                via = Some(here);
+                via = Some(at);
             }
             // Anything after a file fails with ENOTDIR: the link dangles, inside.
             Some(Node::File) if queue.iter().any(|c| !c.is_empty() && *c != ".") => return Resolution::Inside(None),
-            Some(Node::File) => {}
-            Some(Node::Dir) => {}
+            Some(Node::File | Node::Dir) => {}
             None => {
                 // Only a host entry the baseline does not know can be a surprise: one it
                 // records is gone from the planned tree because this very plan deletes it.
@@ -442,7 +458,7 @@ fn resolve<'a>(
             }
         }
     }
-    Resolution::Inside(Some(stack.join("/")))
+    Resolution::Inside(Some(here))
 }
 
 impl Policy {
@@ -456,6 +472,7 @@ impl Policy {
             exclude: user(exclude)?,
             blocked: globs(BLOCKED_NAMES.iter().copied(), true)?,
             code_paths: globs(CODE_PATHS.iter().copied(), true)?,
+            review_folders: globs(review_folders(CODE_PATHS).iter().map(String::as_str), true)?,
             max_file_size: sync.max_file_size.bytes(),
             max_total_size: sync.max_total_size.bytes(),
             max_files: sync.max_files,
@@ -663,7 +680,12 @@ impl Policy {
                 let folded: Vec<String> = n.split('/').map(fold).collect();
                 glob_hit(&self.code_paths, &folded.join("/"), as_dir)
             });
-            if let Some(name) = code_path {
+            let link_folder = link
+                && names.iter().any(|n| {
+                    let folded: Vec<String> = n.split('/').map(fold).collect();
+                    self.review_folders.is_match(folded.join("/"))
+                });
+            if let Some(name) = code_path.or(if link_folder { names.first() } else { None }) {
                 let message =
                     format!("`{p}` runs code when the project is opened, built or committed ({v}){}", via(name));
                 out.push(issue(path, rule::CODE_PATH, Tier::Review, message, review));
@@ -710,7 +732,7 @@ impl Policy {
                 (Some(Kind::File { sha256: old, .. }), Some(UpperKind::File { sha256: new, .. })) => old != new,
                 _ => true,
             };
-            if was_exec && is_file && new_content && matches!(op, Op::Write { .. }) {
+            if was_exec && (link || (is_file && new_content)) && matches!(op, Op::Write { .. }) {
                 let message = format!("`{p}` is executable on the host and its content changes");
                 out.push(issue(
                     path,
@@ -736,45 +758,84 @@ impl Policy {
     ) {
         let all: BTreeSet<&str> = planned.paths().collect();
         // Paths looked at, in all: links to big folders must not multiply the plan's size.
-        let budget = &mut 1_000_000usize;
-        for op in &plan.ops {
-            let Op::Write { path: link } = op else { continue };
-            if !matches!(uppers.get(link.as_str()).map(|e| &e.kind), Some(UpperKind::Symlink { .. })) {
-                continue;
-            }
-            let Some(to) = reach.target(link) else { continue };
+        let mut budget = 1_000_000usize;
+        // What a link leads to under its own name, if any reviewed name is among it.
+        let mut reviewed_beneath = |link: &str, to: &str| -> Option<String> {
             let prefix = if to.is_empty() { String::new() } else { format!("{to}/") };
-            let mut beneath = all
-                .range(prefix.as_str()..)
-                .take_while(|p| p.starts_with(&prefix))
-                .map(|p| (format!("{link}/{}", &p[prefix.len()..]), matches!(planned.get(p), Some(Node::Dir))));
-            let mut hit = None;
-            for (alias, dir) in beneath.by_ref() {
-                if *budget == 0 {
+            let beneath = all.range(prefix.as_str()..).take_while(|p| p.starts_with(&prefix));
+            for p in beneath {
+                if budget == 0 {
                     // Too much beneath to look at: reviewed, as if it matched.
-                    hit = Some(format!("{link}/…"));
-                    break;
+                    return Some(format!("{link}/…"));
                 }
-                *budget -= 1;
+                budget -= 1;
+                let alias = format!("{link}/{}", &p[prefix.len()..]);
+                let dir = matches!(planned.get(p), Some(Node::Dir));
                 let folded: Vec<String> = alias.split('/').map(fold).collect();
                 if glob_hit(&self.code_paths, &folded.join("/"), dir) || glob_hit(&self.review, &alias, dir) {
-                    hit = Some(alias);
-                    break;
+                    return Some(alias);
                 }
             }
-            if let Some(alias) = hit {
+            None
+        };
+        let review = "read the change, then approve this path";
+        let created: BTreeSet<&str> = plan
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Write { path }
+                    if matches!(uppers.get(path.as_str()).map(|e| &e.kind), Some(UpperKind::Symlink { .. })) =>
+                {
+                    Some(path.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        for link in &created {
+            let Some(to) = reach.target(link) else { continue };
+            if let Some(alias) = reviewed_beneath(link, to) {
                 let message = format!(
                     "`{}` → `{to}` gives `{}` a name that runs code when the project is opened, built or committed",
                     shown(link),
                     shown(&alias)
                 );
-                out.push(issue(
-                    link,
-                    rule::CODE_PATH,
-                    Tier::Review,
-                    message,
-                    "read the change, then approve this path",
-                ));
+                out.push(issue(link, rule::CODE_PATH, Tier::Review, message, review));
+            }
+        }
+        // A link the plan keeps can lead somewhere else once the plan lands (`.cargo -> c` in the
+        // baseline, and the plan adds `c -> cfgdir`): what it leads to now is checked under its
+        // name, and the plan's link changes (or, lacking any, all its operations) are reviewed.
+        let in_base = |p: &str| planned.base.entries.get(p).map(base_node);
+        let mut redirected = Vec::new();
+        for (link, target) in planned.links().filter(|(l, _)| !created.contains(l)) {
+            let Some(to) = reach.target(link) else { continue };
+            let before = match resolve(&in_base, link, target, None) {
+                Resolution::Inside(Some(p)) => Some(p),
+                _ => None,
+            };
+            if before.as_deref() == Some(to) {
+                continue;
+            }
+            if let Some(alias) = reviewed_beneath(link, to) {
+                redirected.push((link.to_owned(), alias));
+            }
+        }
+        if let Some((link, alias)) = redirected.first() {
+            let causes: Vec<&str> = plan
+                .ops
+                .iter()
+                .filter(|op| matches!(op, Op::Delete { .. }) || created.contains(op_path(op)))
+                .map(op_path)
+                .collect();
+            let causes: Vec<&str> = if causes.is_empty() { plan.ops.iter().map(op_path).collect() } else { causes };
+            for path in causes {
+                let message = format!(
+                    "the plan changes where the host's link `{}` leads: `{}` would run code when the project is \
+                     opened, built or committed",
+                    shown(link),
+                    shown(alias)
+                );
+                out.push(issue(path, rule::CODE_PATH, Tier::Review, message, review));
             }
         }
     }
@@ -849,6 +910,24 @@ impl Policy {
             }
         }
     }
+}
+
+/// `**/a`, `**/a/b` for each pattern `**/a/b/...` of `patterns`: the folders it names.
+fn review_folders(patterns: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for pattern in patterns {
+        let Some(rest) = pattern.strip_prefix("**/") else { continue };
+        let parts: Vec<&str> = rest.split('/').collect();
+        for n in 1..parts.len() {
+            let prefix = parts[..n].join("/");
+            if !prefix.contains(['*', '?', '[', '{']) {
+                out.push(format!("**/{prefix}"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Why one created component is not a safe name, as (rule, reason).

@@ -24,7 +24,8 @@ impl Reach {
         let get = |p: &str| planned.get(p);
         let mut found: Vec<(String, String)> = Vec::new();
         for (link, target) in planned.links() {
-            if target.is_empty() {
+            // Unfit targets are refused by `check_symlinks`; resolving them costs for nothing.
+            if target.is_empty() || target.len() > super::MAX_TARGET {
                 continue;
             }
             if let Resolution::Inside(Some(to)) = resolve(&get, link, target, None)
