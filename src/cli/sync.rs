@@ -198,8 +198,7 @@ fn choose(report: &Report, ask_first: bool, ui: &Ui) -> Result<Approval, Interru
             leave_out.push(path.to_owned());
         }
     }
-    let left_out = |path: &str| leave_out.iter().any(|q| crate::sync::gate::within(path, q));
-    let remaining: Vec<&OpView> = report.ops.iter().filter(|o| !left_out(&o.path)).collect();
+    let remaining: Vec<&OpView> = report.ops.iter().filter(|o| !left_out_now(&o.path, &leave_out)).collect();
     if remaining.is_empty() {
         return Ok(Approval::Decline);
     }
@@ -207,7 +206,7 @@ fn choose(report: &Report, ask_first: bool, ui: &Ui) -> Result<Approval, Interru
         return Ok(Approval::Apply { leave_out, take_vm });
     }
     // A diff that was cut (budget, size, a binary format) is said where the choice is made.
-    let cut = report.diffs.iter().filter(|d| !d.complete && !left_out(&d.path)).count();
+    let cut = report.diffs.iter().filter(|d| !d.complete && !left_out_now(&d.path, &leave_out)).count();
     let cut = if cut == 0 { String::new() } else { format!(" ({} not shown in full above)", count(cut, "file")) };
     let items = [
         format!("apply all {}{cut}", count(remaining.len(), "operation")),
@@ -253,6 +252,7 @@ fn choose(report: &Report, ask_first: bool, ui: &Ui) -> Result<Approval, Interru
     }
 }
 
+/// Whether `path` is one of `leave_out` or inside one.
 fn left_out_now(path: &str, leave_out: &[String]) -> bool {
     leave_out.iter().any(|q| crate::sync::gate::within(path, q))
 }

@@ -183,29 +183,23 @@ fn read_source(
 /// resolved, each when it lies inside the workspace (`""` for the root itself): a profile at
 /// `ws/p.yaml -> real.yaml` is read through both names.
 fn relative_names(root: &Path, path: &Path) -> Vec<String> {
-    let written = path.strip_prefix(root).ok().and_then(|rel| rel.to_str().map(str::to_owned));
-    let resolved = relative_to(root, path);
-    let mut names: Vec<String> = written.into_iter().chain(resolved).collect();
+    let mut tail = Vec::new();
+    let mut existing = Some(path);
+    let canonical = loop {
+        let Some(at) = existing else { break None };
+        if let Ok(c) = std::fs::canonicalize(at) {
+            break Some(tail.iter().rev().fold(c, |acc: PathBuf, name| acc.join(name)));
+        }
+        tail.extend(at.file_name());
+        existing = at.parent();
+    };
+    let mut names: Vec<String> = [Some(path), canonical.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.strip_prefix(root).ok().and_then(|rel| rel.to_str().map(str::to_owned)))
+        .collect();
     names.dedup();
     names
-}
-
-/// `path` relative to the workspace root when it lies inside it (`""` for the root itself),
-/// compared both as written and with its existing part's symlinks resolved.
-fn relative_to(root: &Path, path: &Path) -> Option<String> {
-    let mut tail = Vec::new();
-    let mut existing = path;
-    let canonical = loop {
-        if let Ok(c) = std::fs::canonicalize(existing) {
-            break tail.iter().rev().fold(c, |acc: PathBuf, name| acc.join(name));
-        }
-        tail.push(existing.file_name()?);
-        existing = existing.parent()?;
-    };
-    [canonical.as_path(), path]
-        .into_iter()
-        .find_map(|p| p.strip_prefix(root).ok())
-        .and_then(|rel| rel.to_str().map(str::to_owned))
 }
 
 /// The folder git runs the workspace repository's hooks from (`core.hooksPath`, else
@@ -473,7 +467,7 @@ pub(crate) fn run(
     let workspace = profile.workspaces.iter().find(|w| w.host == host_root);
     let context = HostContext {
         profile_paths: request.protected.iter().flat_map(|p| relative_names(&host_root, p)).collect(),
-        hooks_path: hooks_folder(&host_root).and_then(|p| relative_to(&host_root, &p)),
+        hooks_path: hooks_folder(&host_root).and_then(|p| relative_names(&host_root, &p).pop()),
     };
     let policy = Policy::new(&profile.sync, workspace.map_or(&[][..], |w| &w.exclude))
         .map_err(|e| SyncError::Policy { message: e.to_string() })?
